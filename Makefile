@@ -1,0 +1,36 @@
+# Two commands: `make demo` runs the whole machine-to-machine flow locally, `make test` runs the suite.
+# Both create .venv and install what they need; Python 3.11+ is the only prerequisite
+# (Node.js and npm as well for the interop tests, which are skipped without them).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+INTEROP := tests/interop
+
+.PHONY: install test demo bench interop-deps clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# oidc-provider (the engine inside Logto) for the interop tests; skipped quietly without npm.
+interop-deps:
+	@if [ -f $(INTEROP)/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
+		if [ ! -f $(INTEROP)/node_modules/.installed ] || [ $(INTEROP)/package-lock.json -nt $(INTEROP)/node_modules/.installed ]; then \
+			echo "npm ci ($(INTEROP))"; \
+			(cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error) && touch $(INTEROP)/node_modules/.installed; \
+		fi; \
+	fi
+
+test: $(STAMP) interop-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis $(INTEROP)/node_modules

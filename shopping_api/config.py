@@ -1,0 +1,61 @@
+"""The shopping API's settings (environment variables, or `.env`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from logto_m2m.logto import issuer_for
+from logto_m2m.settings import ProjectSettings
+
+#: Algorithms Logto can sign with (RS256, PS256, ES256, ES384, ES512); never "none" or HMAC.
+SUPPORTED_ALGORITHMS = ("ES384", "ES256", "ES512", "RS256", "PS256")
+
+
+class ApiSettings(ProjectSettings):
+    """Where tokens come from and what they must say, plus where the data lives."""
+
+    logto_endpoint: str = "http://127.0.0.1:3001"
+    #: Expected ``iss``, compared exactly; defaults to ``{LOGTO_ENDPOINT}/oidc``.
+    logto_issuer: str | None = None
+    #: Where keys come from; defaults to the issuer's discovery document, else ``{issuer}/jwks``.
+    logto_jwks_uri: str | None = None
+    shopping_api_resource: str = "https://shopping.api"
+    #: SQLAlchemy URL; ``None`` means a SQLite file in the Flask instance folder.
+    database_url: str | None = None
+    token_algorithms: Annotated[tuple[str, ...], NoDecode] = SUPPORTED_ALGORITHMS
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_cache_ttl_seconds: int = Field(default=600, ge=1)
+    jwks_refetch_cooldown_seconds: int = Field(default=30, ge=0)
+    token_cache_size: int = Field(default=10_000, ge=0)
+
+    @field_validator("logto_endpoint", "logto_issuer", "logto_jwks_uri")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("shopping_api_resource")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        if not value or value != value.strip():
+            raise ValueError("must be the API identifier exactly as registered in Logto")
+        return value
+
+    @field_validator("token_algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, value: object) -> tuple[str, ...]:
+        names = tuple(value.replace(",", " ").split()) if isinstance(value, str) else tuple(value)
+        unknown = [name for name in names if name not in SUPPORTED_ALGORITHMS]
+        if unknown or not names:
+            raise ValueError(f"choose from {' '.join(SUPPORTED_ALGORITHMS)}")
+        return names
+
+    @model_validator(mode="after")
+    def _default_issuer(self) -> "ApiSettings":
+        if self.logto_issuer is None:
+            object.__setattr__(self, "logto_issuer", issuer_for(self.logto_endpoint))
+        return self
