@@ -24,6 +24,8 @@ def error_response(status: int, error: str, description: str, *, fields: dict[st
 
 
 def _http_error(exc: HTTPException):
+    if exc.response is not None:  # abort(response): the response is already the answer
+        return exc.response
     code = exc.code or 500
     name = (exc.name or "error").lower().replace(" ", "_")
     headers = {}

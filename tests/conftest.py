@@ -9,14 +9,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.support import is_setting
+from tests.support import free_port, is_setting
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -53,3 +59,167 @@ def database_url(request, tmp_path):
     if not TEST_DATABASE_URL:
         pytest.skip("PostgreSQL: set TEST_DATABASE_URL=postgresql+psycopg://user@host/db to run")
     yield from _postgres_schema_url(TEST_DATABASE_URL)
+
+
+# -- tokens for the shopping API -----------------------------------------------------------
+
+RESOURCE = "https://shopping.api"
+APP_ID = "m2m-test-app"
+ALL_SCOPES = "read:products write:products read:orders write:orders"
+
+
+class JwksServer:
+    """A real JWKS endpoint (plus discovery) on 127.0.0.1 that counts how often it is fetched."""
+
+    def __init__(self, *keys):
+        self.keys = list(keys)
+        self.fetch_count = 0
+        self.discovery_count = 0
+        self.paths: list[str] = []
+        self._server = None
+        self.port = free_port()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.endpoint}/oidc"
+
+    @property
+    def url(self) -> str:
+        return f"{self.issuer}/jwks"
+
+    def publish(self, *keys) -> None:
+        """Replace the published key set (first key first, as after a Logto rotation)."""
+        self.keys = list(keys)
+
+    def start(self) -> "JwksServer":
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                owner.paths.append(self.path)
+                if self.path == "/oidc/jwks":
+                    owner.fetch_count += 1
+                    body = {"keys": [k.as_dict(private=False) for k in owner.keys]}
+                    ctype = "application/jwk-set+json"
+                elif self.path == "/oidc/.well-known/openid-configuration":
+                    owner.discovery_count += 1
+                    body = {"issuer": owner.issuer, "jwks_uri": owner.url,
+                            "token_endpoint": f"{owner.issuer}/token"}
+                    ctype = "application/json"
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def new_signing_key(crv: str = "P-384", alg: str = "ES384"):
+    """An EC key like Logto's: kid is the RFC 7638 thumbprint."""
+    return ECKey.generate_key(crv, parameters={"alg": alg, "use": "sig"}, auto_kid=True)
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    return new_signing_key()
+
+
+@pytest.fixture
+def jwks_server(signing_key):
+    server = JwksServer(signing_key).start()
+    yield server
+    server.stop()
+
+
+def sign(claims: dict, key, header: dict | None = None, alg: str = "ES384") -> str:
+    """Sign ``claims`` with ``key``; ``header`` entries override (None removes) the defaults."""
+    full_header = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
+    for name, value in (header or {}).items():
+        if value is None:
+            full_header.pop(name, None)
+        else:
+            full_header[name] = value
+    return jwt.encode(full_header, claims, key, algorithms=[full_header.get("alg", alg)])
+
+
+def logto_claims(issuer: str, scope: str | None = ALL_SCOPES, **overrides) -> dict:
+    """Claims shaped exactly like a Logto M2M access token (logto-captures/token-01)."""
+    now = int(time.time())
+    claims = {"jti": uuid.uuid4().hex[:21], "sub": APP_ID, "iat": now, "exp": now + 3600,
+              "scope": scope, "client_id": APP_ID, "iss": issuer, "aud": RESOURCE}
+    if scope is None:
+        del claims["scope"]
+    for name, value in overrides.items():
+        if value is _DROP:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
+_DROP = object()
+
+
+@pytest.fixture
+def make_token(signing_key, jwks_server):
+    """``make_token(scope="read:products", key=..., header={...}, exp=..., drop=("jti",))``."""
+
+    def _make(scope: str | None = ALL_SCOPES, *, key=None, header=None, alg="ES384", drop=(), **claims):
+        claims.update({name: _DROP for name in drop})
+        return sign(logto_claims(jwks_server.issuer, scope, **claims), key or signing_key, header, alg)
+
+    return _make
+
+
+@pytest.fixture
+def api_settings(jwks_server, database_url):
+    return {"ENV_FILE": None, "TESTING": True, "LOGTO_ENDPOINT": jwks_server.endpoint,
+            "LOGTO_JWKS_URI": jwks_server.url, "SHOPPING_API_RESOURCE": RESOURCE,
+            "DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def app(api_settings):
+    from shopping_api import create_app
+
+    application = create_app(api_settings)
+    result = application.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    yield application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def bearer(make_token):
+    """``bearer("read:products")`` -> headers carrying a valid token with those scopes."""
+
+    def _bearer(scope: str | None = ALL_SCOPES, **claims) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(scope, **claims)}"}
+
+    return _bearer
