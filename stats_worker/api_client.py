@@ -1,0 +1,105 @@
+"""The shopping API as the worker sees it: one day's orders, page by page.
+
+Transient faults are retried at two levels, both bounded and with jittered backoff:
+- the session's urllib3 ``Retry`` (connection errors, 429/5xx with ``Retry-After``, GET only);
+- a page whose body breaks off mid-stream (connection reset after the headers) is fetched again
+  with tenacity, since urllib3 has already handed the response over when that happens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from tenacity import (before_sleep_log, retry, retry_if_exception_type, stop_after_attempt,
+                      wait_exponential_jitter)
+
+log = logging.getLogger(__name__)
+
+#: Body-level faults worth one more try: the server or the network cut the page off.
+BROKEN_BODY = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
+class ApiError(Exception):
+    """The shopping API could not give us the orders; the message says why."""
+
+
+class ShoppingApiClient:
+    """Reads orders from the shopping API with a bearer-token auth and a retrying session."""
+
+    def __init__(self, base_url: str, session: requests.Session, auth: requests.auth.AuthBase,
+                 *, page_size: int = 1000, body_retries: int = 3, backoff: float = 0.5) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.auth = auth
+        self.page_size = page_size
+        self._get_json = retry(
+            retry=retry_if_exception_type(BROKEN_BODY),
+            stop=stop_after_attempt(body_retries + 1),
+            wait=wait_exponential_jitter(initial=backoff, max=20, jitter=backoff),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )(self._get_json_once)
+
+    def iter_order_pages(self, day: dt.date, timezone: str) -> Iterator[list[dict[str, Any]]]:
+        """Yield the orders of ``day`` (calendar day in ``timezone``) one page at a time."""
+        params: dict[str, Any] = {"date": day.isoformat(), "tz": timezone, "limit": self.page_size}
+        seen_cursors: set[str] = set()
+        while True:
+            body = self._get_json("/orders", params)
+            orders, cursor = body.get("orders"), body.get("next_cursor")
+            if not isinstance(orders, list) or not (cursor is None or isinstance(cursor, str)):
+                raise ApiError("GET /orders returned a body without an orders list and next_cursor; "
+                               "is SHOPPING_API_URL the shopping API?")
+            yield orders
+            if not cursor:
+                return
+            if cursor in seen_cursors:  # a server bug must not turn into an endless loop
+                raise ApiError("GET /orders returned a cursor it had already returned")
+            seen_cursors.add(cursor)
+            params = {**params, "cursor": cursor}
+
+    def _get_json_once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + path
+        try:
+            response = self.session.get(url, params=params, auth=self.auth)
+        except BROKEN_BODY:
+            raise
+        except requests.RequestException as exc:
+            raise ApiError(f"cannot reach the shopping API at {self.base_url} ({type(exc).__name__}, "
+                           "after retries); check SHOPPING_API_URL and that the API is running") from None
+        if response.status_code != 200:
+            raise ApiError(_describe_failure(path, response))
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(f"GET {path} returned a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(f"GET {path} returned JSON that is not an object")
+        return body
+
+
+def _describe_failure(path: str, response: requests.Response) -> str:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = ""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        detail = f": {body['error']}"
+        if isinstance(body.get("error_description"), str):
+            detail += f" ({body['error_description']})"
+    hint = ""
+    if status == 401:
+        hint = (" The API rejected a fresh token too: SHOPPING_API_RESOURCE must equal the API's "
+                "identifier, and the API must trust this Logto issuer.")
+    elif status == 403:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        hint = f" The token lacks a scope the route needs ({challenge or 'no challenge'}); check STATS_SCOPES and the app's roles."
+    elif status == 429 or status >= 500:
+        hint = " Still failing after retries."
+    return f"GET {path} answered HTTP {status}{detail}.{hint}"

@@ -1,0 +1,180 @@
+"""The daily report: figures computed while the day's orders stream past, page by page.
+
+Memory depends on the catalogue (one entry per product sold) and on the customer bound of
+``CustomerTally``, never on the number of orders. Money stays in integer minor units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .customers import CustomerTally
+
+TOP_N = 10
+#: ISO 4217 currencies whose minor unit is not 1/100 (for the human summary only).
+MINOR_UNIT_DIGITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+class ReportError(Exception):
+    """The API sent an order the report cannot use; the message names it."""
+
+
+def _int(value: Any, what: str) -> int:
+    if type(value) is not int:  # bool and float are not money
+        raise TypeError(what)
+    return value
+
+
+def average(total: int, count: int) -> int:
+    """``total / count`` rounded half-to-even to a whole minor unit."""
+    return int((Decimal(total) / count).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def hours_of_day(day: dt.date, tz: ZoneInfo) -> list[dt.datetime]:
+    """Start of each local hour of ``day`` (23 or 25 of them on a DST change), in UTC."""
+    start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
+    hours = []
+    while start < end:
+        hours.append(start)
+        start += dt.timedelta(hours=1)
+    return hours
+
+
+class DailyReport:
+    """Accumulates one day's figures; ``as_dict()`` is the report file's content."""
+
+    def __init__(self, day: dt.date, tz: ZoneInfo, customers: CustomerTally | None = None) -> None:
+        self.day = day
+        self.tz = tz
+        self.customers = customers if customers is not None else CustomerTally()
+        self.orders = 0
+        self.units = 0
+        # currency -> [orders, revenue, units]
+        self.by_currency: dict[str, list[int]] = {}
+        # (product id, currency) -> [sku, name, units, revenue]
+        self.products: dict[tuple[int, str], list[Any]] = {}
+        self.per_hour: dict[dt.datetime, int] = {hour: 0 for hour in hours_of_day(day, tz)}
+        self.custom_data_sync: dict[str, int] | None = None
+
+    def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> None:
+        for order in orders:
+            try:
+                self._add(order)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                order_id = order.get("id") if isinstance(order, Mapping) else None
+                raise ReportError(f"order {order_id!r} from the API is malformed "
+                                  f"({type(exc).__name__}: {exc})") from None
+
+    def _add(self, order: Mapping[str, Any]) -> None:
+        currency = order["currency"]
+        if not isinstance(currency, str):
+            raise TypeError("currency")
+        total = _int(order["total"], "total")
+        units = 0
+        for item in order["items"]:
+            quantity = _int(item["quantity"], "quantity")
+            units += quantity
+            key = (_int(item["product_id"], "product_id"), currency)
+            product = self.products.get(key)
+            revenue = quantity * _int(item["unit_price"], "unit_price")
+            if product is None:
+                self.products[key] = [item["sku"], item["name"], quantity, revenue]
+            else:
+                product[0], product[1] = item["sku"], item["name"]  # latest name of the day
+                product[2] += quantity
+                product[3] += revenue
+        created = dt.datetime.fromisoformat(order["created_at"])
+        if created.tzinfo is None:
+            raise ValueError("created_at has no UTC offset")
+        # Keyed in UTC: the two local 02:00 hours of a DST fall-back day compare equal as local times.
+        hour = created.astimezone(self.tz).replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+        self.per_hour[hour] = self.per_hour.get(hour, 0) + 1
+        customer_id = order["customer_id"]
+        if not isinstance(customer_id, str):
+            raise TypeError("customer_id")
+        self.customers.add(customer_id, currency, total, units)
+        figures = self.by_currency.get(currency)
+        if figures is None:
+            self.by_currency[currency] = [1, total, units]
+        else:
+            figures[0] += 1
+            figures[1] += total
+            figures[2] += units
+        self.orders += 1
+        self.units += units
+
+    def top_by_revenue(self) -> dict[str, list[dict[str, Any]]]:
+        ranked: dict[str, list[dict[str, Any]]] = {}
+        for (product_id, currency), (sku, name, units, revenue) in sorted(
+                self.products.items(), key=lambda kv: (-kv[1][3], kv[0][0])):
+            entries = ranked.setdefault(currency, [])
+            if len(entries) < TOP_N:
+                entries.append({"product_id": product_id, "sku": sku, "name": name,
+                                "units": units, "revenue": revenue})
+        return dict(sorted(ranked.items()))
+
+    def top_by_units(self) -> list[dict[str, Any]]:
+        units: dict[int, list[Any]] = {}
+        for (product_id, _currency), (sku, name, sold, _revenue) in sorted(self.products.items()):
+            entry = units.setdefault(product_id, [sku, name, 0])
+            entry[2] += sold
+        ranked = sorted(units.items(), key=lambda kv: (-kv[1][2], kv[0]))[:TOP_N]
+        return [{"product_id": pid, "sku": sku, "name": name, "units": sold}
+                for pid, (sku, name, sold) in ranked]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data: the same orders always give the same dict."""
+        return {
+            "date": self.day.isoformat(),
+            "timezone": self.tz.key,
+            "money": "integer amounts in each currency's minor unit (ISO 4217), e.g. 1999 USD = 19.99",
+            "orders": self.orders,
+            "units": self.units,
+            "customers": len(self.customers),
+            "currencies": {
+                currency: {"orders": orders, "revenue": revenue, "units": units,
+                           "average_order_value": average(revenue, orders)}
+                for currency, (orders, revenue, units) in sorted(self.by_currency.items())
+            },
+            "top_products_by_revenue": self.top_by_revenue(),
+            "top_products_by_units": self.top_by_units(),
+            "orders_per_hour": [{"hour": hour.astimezone(self.tz).isoformat(), "orders": count}
+                                for hour, count in sorted(self.per_hour.items())],
+            "custom_data_sync": self.custom_data_sync,
+        }
+
+
+def format_money(amount: int, currency: str) -> str:
+    digits = MINOR_UNIT_DIGITS.get(currency, 2)
+    value = Decimal(amount).scaleb(-digits)
+    return f"{value:,.{digits}f} {currency}"
+
+
+def summary(report: Mapping[str, Any]) -> str:
+    """A few lines for people: what the day looked like."""
+    lines = [f"{report['date']} ({report['timezone']}): {report['orders']:,} orders, "
+             f"{report['units']:,} units, {report['customers']:,} customers"]
+    for currency, figures in report["currencies"].items():
+        lines.append(f"  {currency}: revenue {format_money(figures['revenue'], currency)} from "
+                     f"{figures['orders']:,} orders, average "
+                     f"{format_money(figures['average_order_value'], currency)}")
+    busiest = max(report["orders_per_hour"], key=lambda h: h["orders"], default=None)
+    if busiest and busiest["orders"]:
+        lines.append(f"  busiest hour: {busiest['hour']} ({busiest['orders']:,} orders)")
+    if report["top_products_by_units"]:
+        top = report["top_products_by_units"][0]
+        lines.append(f"  top product by units: {top['sku']} {top['name']} ({top['units']:,} units)")
+    sync = report.get("custom_data_sync")
+    if sync is not None:
+        lines.append(f"  Logto custom data: {sync['synced']} synced, {sync['skipped']} skipped, "
+                     f"{sync['failed']} failed")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Report files: ``REPORTS_DIR/YYYY-MM-DD.json``, written atomically and byte-for-byte reproducible."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: A temporary file older than this was left by a worker that died while writing (a write takes
+#: milliseconds), so it is safe to delete.
+STALE_TEMP_SECONDS = 300
+
+
+def report_path(reports_dir: Path, day: dt.date) -> Path:
+    return reports_dir / f"{day.isoformat()}.json"
+
+
+def render(report: dict[str, Any]) -> bytes:
+    """Deterministic JSON: sorted keys, fixed indentation, one trailing newline."""
+    return (json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_report(reports_dir: Path, day: dt.date, report: dict[str, Any]) -> Path:
+    """Write the report so that readers see the old file or the new one, never a part of one.
+
+    The bytes go to a temporary file in the same directory, are fsynced, then ``os.replace``
+    swaps it in (atomic on POSIX within one file system); the directory is fsynced so the rename
+    itself survives a crash.
+    """
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(reports_dir)
+    target = report_path(reports_dir, day)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=reports_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(render(report))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes it 0600; a report is not a secret
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    dir_fd = os.open(reports_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
+
+
+def _remove_stale_temps(reports_dir: Path) -> None:
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for temp in reports_dir.glob(".*.json.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()

@@ -1,0 +1,92 @@
+"""``stats-worker run``: the daily job on a cron schedule, in its own process.
+
+APScheduler 3.x ``BlockingScheduler`` with one worker thread, so reports never overlap
+(``max_instances=1`` guards the cron job, the single thread also serialises the catch-up).
+``coalesce`` plus a generous ``misfire_grace_time`` mean a run missed while the machine slept
+still happens once when it wakes (the default grace is 1 s). SIGTERM and SIGINT stop the
+scheduler and wait for a report in progress, so a file is never cut in half.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from .job import JOB_ERRORS, ReportJob, yesterday
+from .report_file import report_path
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "daily-report"
+MISFIRE_GRACE_SECONDS = 6 * 3600
+
+
+class DailyScheduler:
+    """Runs ``ReportJob`` for yesterday on ``STATS_CRON``; catches up a missing yesterday at start."""
+
+    def __init__(self, job: ReportJob) -> None:
+        self.job = job
+        self.settings = job.settings
+        self.tz = self.settings.timezone
+        self._running = threading.Lock()  # held while a report is being built
+        self._stopping = threading.Event()
+        self.scheduler = BlockingScheduler(
+            timezone=self.tz,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": MISFIRE_GRACE_SECONDS},
+        )
+
+    def report(self, day: dt.date | None = None) -> bool:
+        """Build one report (default: yesterday); log a failure instead of raising it."""
+        day = day or yesterday(self.tz)
+        with self._running:
+            try:
+                self.job.run_day(day)
+                return True
+            except JOB_ERRORS as exc:
+                log.error("report for %s failed: %s (the scheduler keeps running)", day, exc)
+            except Exception:  # a bug must not stop tomorrow's report
+                log.exception("report for %s failed unexpectedly (the scheduler keeps running)", day)
+            return False
+
+    def run(self) -> int:
+        trigger = CronTrigger.from_crontab(self.settings.stats_cron, timezone=self.tz)
+        self.scheduler.add_job(self.report, trigger, id=JOB_ID, name="daily report",
+                                           replace_existing=True)
+        missed = yesterday(self.tz)
+        if not report_path(self.settings.reports_dir, missed).exists():
+            log.info("no report for %s yet: catching up now", missed)
+            self.scheduler.add_job(self.report, "date", args=[missed], id=f"catch-up-{missed}",
+                                   name=f"catch-up {missed}")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        next_run = trigger.get_next_fire_time(None, dt.datetime.now(self.tz))
+        log.info("stats worker started: cron %r in %s, next report at %s",
+                 self.settings.stats_cron, self.settings.stats_timezone, next_run.isoformat())
+        if not self._stopping.is_set():
+            self.scheduler.start()  # returns once _on_signal shut it down
+        if self._running.locked():
+            log.info("waiting for the report in progress to finish")
+        with self._running:
+            pass
+        log.info("stats worker stopped")
+        return 0
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self._stopping.is_set():
+            log.info("%s again: still waiting for the report in progress", signal.Signals(signum).name)
+            return
+        self._stopping.set()
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        try:
+            self.scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:
+            pass
