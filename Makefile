@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quick start, narrated: local issuer + API (gunicorn, SQLite) + one worker run; see demo/.
+demo: $(STAMP)
+	$(BIN)/python -m demo $(DEMO_ARGS)
+
 # oidc-provider (the engine inside Logto) for the interop tests; skipped quietly without npm.
 interop-deps:
 	@if [ -f $(INTEROP)/package-lock.json ] && command -v npm >/dev/null 2>&1; then \
