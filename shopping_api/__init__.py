@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
-from logto_m2m.settings import ENV_FILE, load_settings
+from logto_m2m.settings import ENV_FILE, SettingsError, load_settings
 
 from .config import ApiSettings
 
@@ -18,17 +19,30 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ``test_config`` takes setting names as in the settings table (``DATABASE_URL``...) and any
     Flask config key; ``ENV_FILE: None`` stops `.env` from being read.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)  # JSON only
     config = dict(test_config or {})
     env_file = config.pop("ENV_FILE", ENV_FILE)
     overrides = {key.lower(): config.pop(key) for key in list(config)
                  if key.lower() in ApiSettings.model_fields}
-    settings = load_settings(ApiSettings, env_file=env_file, **overrides)
+    try:
+        settings = load_settings(ApiSettings, env_file=env_file, **overrides)
+    except SettingsError as exc:
+        if test_config is not None:
+            raise
+        # Started by gunicorn or the flask CLI: one line, no traceback. Exit code 3 is gunicorn's
+        # WORKER_BOOT_ERROR, on which the arbiter halts instead of respawning workers forever.
+        print(f"shopping-api: bad setting: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
     app.config.from_mapping(SETTINGS=settings)
     app.config.update(config)
 
-    from . import auth, errors
+    from . import auth, db, errors, health, openapi, orders, products, seed, validation
 
     errors.init_app(app)
     auth.init_app(app)
+    db.init_app(app)
+    validation.init_app(app)
+    for module in (health, products, orders, openapi):
+        app.register_blueprint(module.bp)
+    app.cli.add_command(seed.seed_command)
     return app

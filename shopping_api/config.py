@@ -45,6 +45,22 @@ class ApiSettings(ProjectSettings):
             raise ValueError("must be the API identifier exactly as registered in Logto")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://user@host/db") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
     @field_validator("token_algorithms", mode="before")
     @classmethod
     def _algorithms(cls, value: object) -> tuple[str, ...]:

@@ -1,0 +1,104 @@
+"""The database: one engine per app, one session per request (on ``g``), and ``init-db``.
+
+SQLite (the default, ``<instance>/shopping.sqlite``) runs in WAL mode with a busy timeout, so
+readers never wait for writers and several gunicorn workers can share the file. Write requests
+open their transaction with ``BEGIN IMMEDIATE``: the write lock is taken up front, so a transaction
+never has to upgrade a read lock, which SQLite would refuse at once with "database is locked".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app, g
+from flask.cli import with_appcontext
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from .models import Base
+
+#: Seconds a SQLite writer waits for the lock before giving up (answered as 503, never 500).
+SQLITE_BUSY_TIMEOUT = 15
+EXTENSION = "shopping_api.db"
+
+
+def database_url(app: Flask) -> str:
+    url = app.config["SETTINGS"].database_url
+    if url:
+        return url
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(app.instance_path) / 'shopping.sqlite'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control away from the sqlite3 module so "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL cannot corrupt the file; a power cut may only drop the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def get_engine() -> Engine:
+    return current_app.extensions[EXTENSION]
+
+
+def get_session(*, write: bool = False) -> Session:
+    """The request's session. Call with ``write=True`` first in views that write."""
+    if "db_session" not in g:
+        engine = get_engine()
+        if write:
+            engine = engine.execution_options(sqlite_immediate=True)
+        g.db_session = Session(engine, expire_on_commit=False)
+    return g.db_session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and indexes; existing ones are left as they are."""
+    Base.metadata.create_all(engine)
+
+
+def ping() -> None:
+    """Raise unless the database answers a trivial query."""
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the database schema (safe to run again)."""
+    engine = get_engine()
+    create_schema(engine)
+    click.echo(f"schema ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = make_engine(database_url(app))
+    app.teardown_appcontext(close_session)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,161 @@
+"""``flask --app shopping_api seed``: a sample catalog and N orders spread over one day.
+
+Built for volume (the stats worker's benchmark reads a million orders): rows are generated as
+plain tuples and written with executemany in chunks, one transaction per chunk. The same
+``--random-seed`` on an empty database gives the same rows.
+"""
+
+from __future__ import annotations
+
+import random
+import time as clock
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import Engine, func, insert, select, text
+
+from .db import create_schema, get_engine
+from .models import Order, OrderItem, Product
+from .orders import day_bounds
+from .schemas import time_zone_names
+
+#: Named demo customers (the local issuer's users) come first, then synthetic ids.
+NAMED_CUSTOMERS = ("user-alice", "user-bob", "user-carol", "user-dave")
+#: Currency -> (lowest, highest) price in its minor units (JPY has none: 1 = 1 yen).
+PRICE_RANGES = {"USD": (199, 49_999), "EUR": (199, 44_999), "GBP": (199, 39_999), "JPY": (100, 50_000)}
+ADJECTIVES = ("Blue", "Compact", "Classic", "Recycled", "Travel", "Deluxe", "Organic", "Wireless")
+NOUNS = ("Mug", "Notebook", "Backpack", "Lamp", "Headphones", "Teapot", "Umbrella", "Keyboard")
+SEED_SKU = "SEED-{:05d}"
+SEEDED_BY = "seed"
+CHUNK = 50_000
+ORDERS = Order.__table__
+ITEMS = OrderItem.__table__
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    products_created: int
+    products_total: int
+    orders: int
+    items: int
+    seconds: float
+
+
+def customer_ids(count: int) -> list[str]:
+    named = list(NAMED_CUSTOMERS[:count])
+    return named + [f"user-{n:06d}" for n in range(len(named) + 1, count + 1)]
+
+
+def catalog(count: int, rng: random.Random) -> list[dict]:
+    """``count`` products; currencies take turns so every currency has some."""
+    currencies = list(PRICE_RANGES)
+    products = []
+    for n in range(1, count + 1):
+        currency = currencies[(n - 1) % len(currencies)]
+        name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {n}"
+        products.append({"sku": SEED_SKU.format(n), "name": name,
+                         "description": f"Sample product {n} of the seeded catalog",
+                         "price": rng.randint(*PRICE_RANGES[currency]), "currency": currency})
+    return products
+
+
+def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, list]:
+    """Insert the seed products that are missing; return (created, all seed products)."""
+    wanted = catalog(count, rng)
+    with engine.begin() as conn:
+        existing = set(conn.scalars(select(Product.sku).where(Product.sku.like("SEED-%"))))
+        now = datetime.now(UTC)
+        new = [dict(product, version=1, created_at=now, updated_at=now, created_by=SEEDED_BY)
+               for product in wanted if product["sku"] not in existing]
+        if new:
+            conn.execute(insert(Product), new)
+        rows = conn.execute(select(Product.id, Product.sku, Product.name, Product.price, Product.currency)
+                            .where(Product.sku.like("SEED-%")).order_by(Product.id)).all()
+    return len(new), rows
+
+
+def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, customers: int,
+         random_seed: int) -> SeedResult:
+    started = clock.perf_counter()
+    create_schema(engine)
+    rng = random.Random(random_seed)
+    created, catalog_rows = seed_catalog(engine, products, rng)
+    by_currency: dict[str, list] = {}
+    for row in catalog_rows:
+        by_currency.setdefault(row.currency, []).append(row)
+    currencies = sorted(by_currency)
+    people = customer_ids(customers)
+
+    start, end = day_bounds(day, tz)
+    span_us = (end - start) // timedelta(microseconds=1)
+    # Sorted, so ids grow with created_at like real traffic; distinct instants keep order stable.
+    offsets = sorted(rng.randrange(span_us) for _ in range(orders))
+
+    with engine.connect() as conn:
+        next_order = (conn.scalar(select(func.max(Order.id))) or 0) + 1
+        next_item = (conn.scalar(select(func.max(OrderItem.id))) or 0) + 1
+    item_count = 0
+    for first in range(0, orders, CHUNK):
+        order_rows, item_rows = [], []
+        for offset in offsets[first:first + CHUNK]:
+            currency = rng.choice(currencies)
+            shelf = by_currency[currency]
+            lines = rng.sample(shelf, k=min(len(shelf), rng.choice((1, 1, 1, 2, 2, 3))))
+            total = 0
+            for product in lines:
+                quantity = rng.randint(1, 5)
+                total += quantity * product.price
+                item_rows.append({"id": next_item, "order_id": next_order, "product_id": product.id,
+                                  "sku": product.sku, "name": product.name, "quantity": quantity,
+                                  "unit_price": product.price})
+                next_item += 1
+            order_rows.append({"id": next_order, "customer_id": rng.choice(people),
+                               "currency": currency, "total": total,
+                               "created_at": start + timedelta(microseconds=offset),
+                               "created_by": SEEDED_BY})
+            next_order += 1
+        with engine.begin() as conn:  # one transaction per chunk
+            conn.execute(insert(ORDERS), order_rows)
+            conn.execute(insert(ITEMS), item_rows)
+        item_count += len(item_rows)
+
+    if engine.dialect.name == "postgresql" and orders:
+        # Ids were given explicitly; move the sequences past them for later POST /orders.
+        with engine.begin() as conn:
+            for table in ("orders", "order_items"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
+    return SeedResult(created, len(catalog_rows), orders, item_count, clock.perf_counter() - started)
+
+
+def _time_zone(_ctx, _param, value: str) -> str:
+    if value not in time_zone_names():
+        raise click.BadParameter("must be an IANA time zone name such as UTC or Europe/Paris")
+    return value
+
+
+@click.command("seed")
+@click.option("--products", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Catalog size (products SEED-00001...; existing ones are kept).")
+@click.option("--orders", type=click.IntRange(0, 10_000_000), default=1000, show_default=True,
+              help="Orders to add for the day.")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Day the orders fall on, YYYY-MM-DD in --tz.  [default: yesterday]")
+@click.option("--tz", default="UTC", show_default=True, callback=_time_zone,
+              help="IANA time zone the day is counted in.")
+@click.option("--customers", type=click.IntRange(1, 1_000_000), default=50, show_default=True,
+              help="Distinct customers: user-alice, user-bob, user-carol, user-dave, then user-000005...")
+@click.option("--random-seed", type=int, default=1, show_default=True,
+              help="Same seed, same data (on an empty database).")
+@with_appcontext
+def seed_command(products, orders, day, tz, customers, random_seed) -> None:
+    """Fill the database with a sample catalog and ORDERS orders spread over one day."""
+    day = day.date() if day else datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
+    result = seed(get_engine(), products=products, orders=orders, day=day, tz=tz,
+                  customers=customers, random_seed=random_seed)
+    click.echo(f"seeded {day} ({tz}): {result.orders:,} orders with {result.items:,} items; "
+               f"products: {result.products_created:,} created, {result.products_total:,} in the "
+               f"seed catalog; {customers:,} customers; took {result.seconds:.1f} s")
