@@ -1,0 +1,148 @@
+"""``local-issuer``: serve the local issuer with gunicorn (one process, many threads).
+
+One gthread worker on purpose: the signing keys and the custom-data store live in that one
+process, and threads give the concurrency (hundreds of parallel token requests are fine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gunicorn.app.base import BaseApplication
+from pydantic import Field
+
+from logto_m2m.logto import issuer_for
+from logto_m2m.settings import ProjectSettings, SettingsError, load_settings
+
+from . import DEFAULT_STATE_DIR, create_app
+from .config import ConfigError, default_config_path
+from .keys import KeyFileError
+from .users import UserStoreError
+
+THREADS = 32
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: never the query string
+
+log = logging.getLogger("local_issuer")
+
+
+class IssuerSettings(ProjectSettings):
+    """Defaults for the command-line options, from the environment or ``.env``."""
+
+    logto_endpoint: str | None = None
+    local_issuer_host: str = "127.0.0.1"
+    local_issuer_port: int = Field(default=3001, ge=1, le=65535)
+    local_issuer_config: Path | None = None
+    local_issuer_state_dir: Path = Path(DEFAULT_STATE_DIR)
+    local_issuer_key_file: Path | None = None
+
+
+def parse_args(argv: list[str] | None, settings: IssuerSettings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="local-issuer",
+        description="A Logto-compatible authorization server for local development and tests "
+                    "(client_credentials, JWT access tokens, a Management API subset). "
+                    "Not for production.")
+    parser.add_argument("--host", default=settings.local_issuer_host,
+                        help="address to listen on (default %(default)s; env LOCAL_ISSUER_HOST)")
+    parser.add_argument("--port", type=int, default=settings.local_issuer_port,
+                        help="port to listen on (default %(default)s; env LOCAL_ISSUER_PORT)")
+    parser.add_argument("--config", type=Path, default=settings.local_issuer_config,
+                        help="tenant config, YAML or JSON (default: the packaged demo config; "
+                             "env LOCAL_ISSUER_CONFIG)")
+    parser.add_argument("--state-dir", type=Path, default=settings.local_issuer_state_dir,
+                        help="where the signing key and users' custom data are kept "
+                             "(default %(default)s; env LOCAL_ISSUER_STATE_DIR)")
+    parser.add_argument("--key-file", type=Path, default=settings.local_issuer_key_file,
+                        help="private JWKS file (default STATE_DIR/signing-keys.json; env LOCAL_ISSUER_KEY_FILE)")
+    parser.add_argument("--endpoint", default=settings.logto_endpoint,
+                        help="public base URL; tokens say iss={endpoint}/oidc "
+                             "(default: env LOGTO_ENDPOINT, else http://HOST:PORT)")
+    parser.add_argument("--rotate-key", action="store_true",
+                        help="generate a new signing key, publish it first, keep the previous one published")
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error("--port must be between 1 and 65535")
+    if args.endpoint and not args.endpoint.startswith(("http://", "https://")):
+        parser.error("--endpoint must be an http:// or https:// URL")
+    return args
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class IssuerServer(BaseApplication):
+    """gunicorn run programmatically, serving an app built (and validated) before it starts."""
+
+    def __init__(self, app, options: dict) -> None:
+        self.application = app
+        self.options = options
+        super().__init__(prog="local-issuer")
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            if name in self.cfg.settings:  # settings newer than the oldest supported gunicorn are optional
+                self.cfg.set(name, value)
+
+    def load(self):
+        return self.application
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    try:
+        settings = load_settings(IssuerSettings)
+    except SettingsError as exc:
+        print(f"local-issuer: {exc}", file=sys.stderr)
+        return 2
+    args = parse_args(argv, settings)
+    endpoint = (args.endpoint or f"http://{_hostport(args.host, args.port)}").rstrip("/")
+    try:
+        app = create_app({
+            "ISSUER_ENDPOINT": endpoint,
+            "ISSUER_CONFIG_FILE": str(args.config) if args.config else None,
+            "ISSUER_STATE_DIR": str(args.state_dir),
+            "ISSUER_KEY_FILE": str(args.key_file) if args.key_file else None,
+            "ISSUER_ROTATE_KEY": args.rotate_key,
+        })
+    except (ConfigError, KeyFileError, UserStoreError) as exc:
+        print(f"local-issuer: {exc}", file=sys.stderr)
+        return 2
+    issuer = app.extensions["local_issuer"]
+    config_name = args.config or f"{default_config_path().name} (packaged demo config)"
+    if args.rotate_key:
+        log.info("rotated the signing key: new kid %s signs; the previous key stays published",
+                 issuer.keys.current.kid)
+
+    def when_ready(server) -> None:
+        server.log.info(
+            "local-issuer: LOCAL DEVELOPMENT ISSUER, NOT FOR PRODUCTION. Issuer %s on http://%s "
+            "(config %s, signing key kid %s)", issuer.issuer, _hostport(args.host, args.port),
+            config_name, issuer.keys.current.kid)
+
+    IssuerServer(app, {
+        "bind": _hostport(args.host, args.port),
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "backlog": 2048,
+        "timeout": 30,
+        "graceful_timeout": 5,
+        "keepalive": 5,
+        "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "local-issuer",
+        "when_ready": when_ready,
+        # gunicorn 24+ opens a control socket in the home directory; several local servers would share it.
+        "control_socket_disable": True,
+    }).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

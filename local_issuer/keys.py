@@ -1,0 +1,87 @@
+"""The issuer's signing keys: an EC P-384 key (Logto's default, hence ES384), kept on disk.
+
+The private JWKS lives in one file readable by its owner only (0600), written atomically, so a
+restart keeps issued tokens valid. Rotation puts a new key first (it signs from then on) and keeps
+the previous one published, so tokens signed just before the rotation still verify, as with
+Logto's ``logto db config rotate oidc.privateKeys``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from joserfc.jwk import ECKey, KeySet
+
+ALGORITHM = "ES384"
+CURVE = "P-384"
+#: Keys published after a rotation: the new one and the one before it.
+KEYS_KEPT = 2
+
+
+class KeyFileError(Exception):
+    """The key file exists but cannot be used; the message says which file and why."""
+
+
+def generate_key() -> ECKey:
+    key = ECKey.generate_key(CURVE, parameters={"alg": ALGORITHM, "use": "sig"}, private=True)
+    # RFC 7638 thumbprint as kid, as Logto does.
+    return ECKey.import_key(key.as_dict(private=True), parameters={"kid": key.thumbprint()})
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, owner read/write only, never world-readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SigningKeys:
+    """The key set: ``current`` signs, all of them verify and are published."""
+
+    def __init__(self, keys: list[ECKey]) -> None:
+        if not keys:
+            raise ValueError("at least one key is needed")
+        self.keys = keys
+        self.key_set = KeySet(keys)
+
+    @property
+    def current(self) -> ECKey:
+        return self.keys[0]
+
+    def public_jwks(self) -> dict:
+        """The JWKS to publish: public halves only, each with kid, alg and use."""
+        return {"keys": [key.as_dict(private=False) for key in self.keys]}
+
+    @classmethod
+    def load_or_create(cls, path: Path, *, rotate: bool = False) -> "SigningKeys":
+        """Load the key file, creating it on first start; with ``rotate``, add a new first key."""
+        keys = cls._read(path) if path.exists() else []
+        if rotate or not keys:
+            keys = [generate_key(), *keys][:KEYS_KEPT]
+            write_private_file(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2))
+        return cls(keys)
+
+    @staticmethod
+    def _read(path: Path) -> list[ECKey]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            key_set = KeySet.import_key_set(data)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise KeyFileError(f"{path}: not a usable private JWKS ({exc.__class__.__name__}); "
+                               "move it away to generate a new key") from None
+        keys = [key for key in key_set.keys if isinstance(key, ECKey) and key.is_private
+                and key.get("crv") == CURVE and key.kid]
+        if len(keys) != len(key_set.keys) or not keys:
+            raise KeyFileError(f"{path}: every key must be a private EC P-384 key with a kid")
+        return keys

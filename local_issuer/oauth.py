@@ -1,0 +1,311 @@
+"""The token endpoint: Authlib's ``AuthorizationServer`` + ``ClientCredentialsGrant``, made to
+answer every request the way Logto (node-oidc-provider underneath) does.
+
+Order of checks, as in oidc-provider's token action: parse the body, authenticate the client
+(exactly one mechanism: ``client_secret_basic`` or ``client_secret_post``), require a supported
+``grant_type``, then the grant's own checks (RFC 8707 ``resource``, scopes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections import defaultdict
+from urllib.parse import parse_qsl, unquote_plus
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidRequestError, OAuth2Payload
+from authlib.oauth2.rfc6749 import UnsupportedGrantTypeError
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.util import scope_to_list
+from flask import Request
+from flask import request as flask_request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+
+from .config import Application, IssuerConfig
+from .errors import InvalidTargetError, json_response, oidc_error_body, safe_description
+from .keys import SigningKeys
+from .tokens import issue_access_token
+
+log = logging.getLogger(__name__)
+
+#: node-oidc-provider's body limit on its endpoints.
+MAX_BODY_BYTES = 56 * 1024
+MAX_PARAMETERS = 100
+#: The only parameter that may repeat (RFC 8707); Logto then answers with its own error.
+REPEATABLE = frozenset({"resource"})
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+TOKEN_HEADERS = {"Cache-Control": "no-store"}
+
+
+def _unparsable() -> InvalidRequestError:
+    return InvalidRequestError("failed to parse the request body")
+
+
+def read_token_parameters(request: Request) -> MultiDict:
+    """The POST body's parameters (form or, as Logto also accepts, JSON); the query string is ignored."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise _unparsable()
+    try:
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+    except (RequestEntityTooLarge, ClientDisconnected):
+        raise _unparsable() from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise _unparsable()
+    if not raw:
+        return MultiDict()
+    try:
+        text = raw.decode("utf-8")
+        if request.mimetype == "application/x-www-form-urlencoded":
+            # Strict UTF-8, also inside %-escapes; empty values count as absent (oidc-provider).
+            pairs = parse_qsl(text, errors="strict", max_num_fields=MAX_PARAMETERS)
+        elif request.mimetype == "application/json":
+            pairs = _json_pairs(json.loads(text))
+        else:
+            raise InvalidRequestError("only application/x-www-form-urlencoded or application/json "
+                                      "content-type bodies are supported on POST /token")
+    except (UnicodeDecodeError, ValueError):
+        raise _unparsable() from None
+    params = MultiDict(pairs)
+    for name, values in params.lists():
+        if len(values) > 1 and name not in REPEATABLE:
+            raise InvalidRequestError(f"'{safe_description(name, 40)}' parameter must not be provided twice")
+    return params
+
+
+def _json_pairs(data: object) -> list[tuple[str, str]]:
+    if not isinstance(data, dict) or len(data) > MAX_PARAMETERS:
+        raise ValueError("not an object")
+    pairs = []
+    for name, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in values):
+            raise ValueError("parameter values must be strings")
+        pairs.extend((name, item) for item in values if item)
+    return pairs
+
+
+def read_basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` from ``Authorization: Basic``, decoded per RFC 6749 section 2.3.1."""
+    if not header:
+        return None
+    parts = header.split(" ")
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        raise InvalidRequestError("invalid authorization header value format")
+    try:
+        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequestError("invalid authorization header value format") from None
+    if ":" not in decoded:
+        raise InvalidRequestError("invalid authorization header value format")
+    client_id, secret = decoded.split(":", 1)
+    try:
+        # Both halves are form-encoded before base64 (RFC 6749 section 2.3.1).
+        return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("client_id and client_secret in the authorization header are not "
+                                  "properly encoded") from None
+
+
+class BodyPayload(OAuth2Payload):
+    def __init__(self, params: MultiDict) -> None:
+        self._params = params
+
+    @property
+    def data(self):
+        return self._params
+
+    @property
+    def datalist(self):
+        values = defaultdict(list)
+        for name, items in self._params.lists():
+            values[name].extend(items)
+        return values
+
+
+class TokenRequest(OAuth2Request):
+    """A token request read from the POST body only (Logto ignores the query string there)."""
+
+    def __init__(self, request: Request) -> None:
+        # OAuth2Request.__init__ is skipped on purpose: its https-only check would refuse the plain
+        # HTTP that Logto OSS itself serves on in local setups (http://localhost:3001, compose hosts).
+        self.method = request.method
+        self.uri = request.url
+        self.headers = request.headers
+        self._body = None
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
+        self.has_basic_header = bool(request.headers.get("Authorization"))
+        self.payload = BodyPayload(MultiDict())
+        self.basic_credentials: tuple[str, str] | None = None
+
+    def read(self, request: Request) -> None:
+        """Parse body and credentials; raises ``InvalidRequestError`` for malformed input."""
+        self.payload = BodyPayload(read_token_parameters(request))
+        self.basic_credentials = read_basic_credentials(request.headers.get("Authorization"))
+
+    @property
+    def form(self):
+        return self.payload.data
+
+    @property
+    def args(self):
+        return MultiDict()
+
+
+class AppClient(ClientMixin):
+    """An M2M application of the config, as Authlib sees a client."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    def get_client_id(self) -> str:
+        return self.app.id
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return hmac.compare_digest(client_secret.encode(), self.app.secret.encode())
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in CLIENT_AUTH_METHODS
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return scope
+
+
+def _authenticate(query_client, client_id: str | None, secret: str | None) -> AppClient:
+    client = query_client(client_id) if client_id else None
+    if client is None:
+        raise InvalidClientError(description=f"invalid client {safe_description(client_id or '')}")
+    if not secret or not client.check_client_secret(secret):
+        raise InvalidClientError(status_code=401, description="client authentication failed")
+    return client
+
+
+def authenticate_client_secret_basic(query_client, request: TokenRequest) -> AppClient:
+    client_id, secret = request.basic_credentials
+    return _authenticate(query_client, client_id, secret)
+
+
+def authenticate_client_secret_post(query_client, request: TokenRequest) -> AppClient:
+    return _authenticate(query_client, request.payload.data.get("client_id"),
+                         request.payload.data.get("client_secret"))
+
+
+class LogtoClientCredentialsGrant(ClientCredentialsGrant):
+    """``client_credentials`` with Logto's RFC 8707 resource rules and silent scope dropping."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(CLIENT_AUTH_METHODS)
+
+    def authenticate_token_endpoint_client(self):
+        # Already authenticated by the server before the grant was chosen (oidc-provider's order).
+        return self.request.client
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        data = self.request.payload.datalist
+        if data.get("organization_id"):
+            raise InvalidRequestError("organization tokens are not supported by the local issuer")
+        indicators = data.get("resource", [])
+        if not indicators:
+            raise InvalidTargetError("both `resource` and `organization_id` are not provided")
+        if len(indicators) > 1:
+            raise InvalidTargetError("only a single resource indicator value is supported for this grant type")
+        resource = self.server.config.resource(indicators[0])
+        if resource is None:
+            raise InvalidTargetError("resource indicator is missing, or unknown")
+        held = self.server.config.scopes_held(self.client.app, resource.indicator)
+        requested = list(dict.fromkeys(scope_to_list(self.request.payload.scope) or []))
+        # Granted = requested AND held by one of the app's M2M roles; the rest is dropped silently.
+        self.request.resource = resource
+        self.request.granted_scopes = [scope for scope in requested if scope in held]
+
+    def create_token_response(self):
+        resource = self.request.resource
+        token = issue_access_token(
+            self.server.keys, issuer=self.server.issuer, client_id=self.client.get_client_id(),
+            audience=resource.indicator, scopes=self.request.granted_scopes,
+            ttl=resource.access_token_ttl)
+        log.info("issued access token client_id=%s aud=%s scope=%r", self.client.get_client_id(),
+                 resource.indicator, token.scope or "")
+        return 200, token.response_body(), TOKEN_HEADERS
+
+
+class LocalAuthorizationServer(AuthorizationServer):
+    """Authlib's Flask authorization server with Logto's request handling and error bodies."""
+
+    def __init__(self, config: IssuerConfig, keys: SigningKeys, issuer: str) -> None:
+        super().__init__()
+        self.config = config
+        self.keys = keys
+        self.issuer = issuer
+        self._query_client = self._find_client
+        self._save_token = lambda token, request: None  # JWTs are self-contained: nothing to store
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+        self.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
+        self.register_grant(LogtoClientCredentialsGrant)
+
+    def _find_client(self, client_id: str) -> AppClient | None:
+        app = self.config.application(client_id)
+        return AppClient(app) if app else None
+
+    def create_oauth2_request(self, request) -> TokenRequest:
+        return TokenRequest(flask_request)
+
+    def create_token_response(self, request=None):
+        oauth_request = self.create_oauth2_request(request)
+        try:
+            oauth_request.read(flask_request)
+            oauth_request.client = self.authenticate_client(oauth_request, [self._auth_method(oauth_request)])
+            grant_type = oauth_request.payload.grant_type
+            if not grant_type:
+                raise InvalidRequestError("missing required parameter 'grant_type'")
+            try:
+                grant = self.get_token_grant(oauth_request)
+            except UnsupportedGrantTypeError:
+                raise OAuth2Error(error="unsupported_grant_type",
+                                  description="unsupported grant_type requested") from None
+            grant.validate_token_request()
+            return self.handle_response(*grant.create_token_response())
+        except OAuth2Error as error:
+            return self.handle_error_response(oauth_request, error)
+
+    @staticmethod
+    def _auth_method(request: TokenRequest) -> str:
+        data = request.payload.data
+        in_body = "client_secret" in data or "client_id" in data
+        if request.basic_credentials and "client_secret" in data:
+            raise InvalidRequestError("client authentication must only be provided using one mechanism")
+        if request.basic_credentials:
+            client_id = data.get("client_id")
+            if client_id is not None and client_id != request.basic_credentials[0]:
+                raise InvalidRequestError("mismatch in body and authorization client ids")
+            return "client_secret_basic"
+        if in_body:
+            return "client_secret_post"
+        raise InvalidRequestError("no client authentication mechanism provided")
+
+    def handle_response(self, status_code, payload, headers):
+        return json_response(status_code, payload, dict(headers))
+
+    def handle_error_response(self, request, error: OAuth2Error):
+        status = error.status_code or 400
+        headers = dict(TOKEN_HEADERS)
+        if error.error == "invalid_client" and status == 401 and getattr(request, "has_basic_header", False):
+            # RFC 6749 section 5.2: 401 with the scheme the client tried; realm as Logto sends it.
+            headers["WWW-Authenticate"] = (f'Basic realm="{self.issuer}", error="invalid_client", '
+                                           f'error_description="{error.get_error_description()}"')
+        return json_response(status, oidc_error_body(error.error, error.get_error_description()), headers)
+

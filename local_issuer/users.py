@@ -1,0 +1,86 @@
+"""Users' custom data, persisted in one JSON file so it survives restarts.
+
+The config says which users exist and the custom data they start with; every PATCH is kept in
+``users.json`` in the state directory. Writes go to a temporary file, fsync, then ``os.replace``:
+a crash leaves the old file or the new one, never half of one. One lock serialises
+read-merge-write, so concurrent PATCHes never lose each other's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import User
+from .keys import write_private_file
+
+
+class UserStoreError(Exception):
+    """The store file exists but cannot be read."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class UserStore:
+    def __init__(self, path: Path, users: tuple[User, ...]) -> None:
+        self.path = path
+        self._users = {user.id: user for user in users}
+        self._lock = threading.Lock()
+        self._saved: dict[str, dict[str, Any]] = self._read()
+        self._started_ms = _now_ms()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserStoreError(f"{self.path}: cannot be read ({exc.__class__.__name__}); "
+                                 "move it away to start from the config's custom data") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise UserStoreError(f"{self.path}: expected an object of user id -> record")
+        return data
+
+    def exists(self, user_id: str) -> bool:
+        return user_id in self._users
+
+    def custom_data(self, user_id: str) -> dict[str, Any]:
+        saved = self._saved.get(user_id)
+        return dict(saved["customData"]) if saved else dict(self._users[user_id].custom_data)
+
+    def merge_custom_data(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Top-level merge, as Logto's PATCH /api/users/{id}/custom-data: nested objects are replaced."""
+        with self._lock:
+            merged = {**self.custom_data(user_id), **changes}
+            saved = dict(self._saved)
+            saved[user_id] = {"customData": merged, "updatedAt": _now_ms()}
+            write_private_file(self.path, json.dumps(saved, indent=2, sort_keys=True))
+            self._saved = saved
+            return dict(merged)
+
+    def profile(self, user_id: str) -> dict[str, Any]:
+        """The user as ``GET /api/users/{id}`` shows it (the fields of Logto's user object we know)."""
+        user = self._users[user_id]
+        updated_at = self._saved.get(user_id, {}).get("updatedAt", self._started_ms)
+        return {
+            "id": user.id,
+            "username": user.username,
+            "primaryEmail": user.primary_email,
+            "primaryPhone": None,
+            "name": user.name,
+            "avatar": None,
+            "customData": self.custom_data(user_id),
+            "identities": {},
+            "lastSignInAt": None,
+            "createdAt": self._started_ms,
+            "updatedAt": updated_at,
+            "profile": {},
+            "applicationId": None,
+            "isSuspended": False,
+            "hasPassword": False,
+        }
