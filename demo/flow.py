@@ -1,0 +1,308 @@
+"""The quick start, step by step: each step does the real thing and narrates it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from logto_m2m.http import make_session
+from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE, issuer_for
+from stats_worker.token_client import BearerAuth, TokenClient
+
+from .narration import Narrator, shorten_token
+from .services import Service, Services, free_port, run_program
+
+RESOURCE = "https://shopping.api"
+# The local issuer's demo apps (local_issuer/default.yaml): public, local-only credentials.
+ADMIN_APP = ("m2m-admin", "admin-local-secret")
+WORKER_APP = ("m2m-stats-worker", "stats-worker-local-secret")
+ADMIN_SCOPES = "write:products write:orders"
+WORKER_SCOPES = "read:orders read:products"
+CUSTOMERS = ("user-alice", "user-bob", "user-carol", "user-dave")
+ORDERS = 12
+#: (sku, name, price in minor units, currency): a catalog in two currencies.
+CATALOG = (
+    ("MUG-001", "Logto mug", 1299, "USD"),
+    ("TEE-001", "M2M T-shirt", 2499, "USD"),
+    ("STICKER-001", "Sticker pack", 499, "USD"),
+    ("BEANS-001", "Espresso beans 1 kg", 2190, "EUR"),
+    ("NOTE-001", "Dotted notebook", 950, "EUR"),
+    ("TOTE-001", "Tote bag", 1500, "EUR"),
+)
+#: Program output is shown indented under the step; only this many lines of it.
+MAX_PROGRAM_LINES = 30
+#: Names under the work directory that a run creates, and the next run removes first.
+RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs")
+
+
+@dataclass
+class DemoOptions:
+    workdir: Path
+    issuer_port: int = 0  # 0: pick a free one
+    api_port: int = 0
+    api_workers: int = 2
+
+
+def bin_path(name: str) -> str:
+    """A console script of the environment the demo runs in (the project's .venv)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """The caller's environment without this project's settings, plus ``settings``.
+
+    A LOGTO_ENDPOINT left in the shell must not point the demo at another server.
+    """
+    prefixes = ("LOGTO_", "SHOPPING_", "STATS_", "TOKEN_", "JWKS_", "LOCAL_ISSUER_")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(prefixes) and k not in ("DATABASE_URL", "REPORTS_DIR")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
+    return env
+
+
+def money(minor: int, currency: str) -> str:
+    return f"{minor / 100:,.2f} {currency}"
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, narrator: Narrator | None = None) -> None:
+        self.options = options
+        self.say = narrator or Narrator()
+        self.workdir = options.workdir.resolve()
+        self.issuer_port = options.issuer_port or free_port()
+        self.api_port = options.api_port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.issuer_port}"
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.database = self.workdir / "shop.sqlite"
+        self.reports = self.workdir / "reports"
+        self.logs = self.workdir / "logs"
+        self.http = make_session(retries=0)
+        # Every HTTP exchange the demo wants to show goes through this hook.
+        self.show_next = False
+        self.http.hooks["response"].append(self._narrate_exchange)
+        # One token client per app, as in a real M2M app: tokens are cached and reused.
+        self.admin = self.token_client(ADMIN_APP)
+        self.admin_auth = BearerAuth(self.admin, RESOURCE, ADMIN_SCOPES)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _narrate_exchange(self, response: requests.Response, **kwargs) -> None:
+        if self.show_next:
+            self.show_next = False
+            self.say.exchange(response)
+
+    def prepare_workdir(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / ".gitignore").write_text("*\n", encoding="utf-8")
+        for name in RUN_FILES:
+            path = self.workdir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        for path in (self.reports, self.logs):
+            path.mkdir()
+
+    def api_env(self) -> dict[str, str]:
+        return child_env(LOGTO_ENDPOINT=self.endpoint, SHOPPING_API_RESOURCE=RESOURCE,
+                         DATABASE_URL=f"sqlite:///{self.database}")
+
+    def worker_env(self) -> dict[str, str]:
+        app_id, secret = WORKER_APP
+        return child_env(LOGTO_ENDPOINT=self.endpoint, LOGTO_APP_ID=app_id, LOGTO_APP_SECRET=secret,
+                         SHOPPING_API_RESOURCE=RESOURCE, SHOPPING_API_URL=self.api_url,
+                         STATS_SCOPES=WORKER_SCOPES, STATS_TIMEZONE="UTC",
+                         REPORTS_DIR=str(self.reports),
+                         LOGTO_MANAGEMENT_API_RESOURCE=OSS_MANAGEMENT_API_RESOURCE)
+
+    def token_client(self, app: tuple[str, str]) -> TokenClient:
+        return TokenClient(issuer_for(self.endpoint) + "/token", *app, session=self.http)
+
+    def show_output(self, text: str) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        for line in lines[:MAX_PROGRAM_LINES]:
+            self.say.line("| " + line, indent=2)
+        if len(lines) > MAX_PROGRAM_LINES:
+            self.say.line(f"| ... ({len(lines) - MAX_PROGRAM_LINES} more lines)", indent=2)
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.prepare_workdir()
+        with Services() as services:
+            self.start_services(services)
+            self.admin_token()
+            self.call_api()
+            products = self.create_catalog()
+            day, orders = self.place_orders(products)
+            self.run_worker(day)
+            self.read_custom_data(orders)
+            self.show_report(day, orders)
+            self.say.step("Stop everything the demo started")
+            for name, status in services.stop_all().items():
+                self.say.table([(name, f"stopped (exit status {status})")])
+        self.say.line()
+        self.say.line("Done. Files of this run are in " + self.relative(self.workdir) + ".", indent=0)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def start_services(self, services: Services) -> None:
+        self.say.step("Start the local issuer and the shopping API")
+        self.say.say("The local issuer stands in for Logto: same endpoints, same token shape "
+                     "(local development only). The API is served by gunicorn, data in SQLite.")
+        issuer_dir = self.workdir / "issuer"
+        issuer_dir.mkdir()
+        services.start(Service(
+            "local issuer",
+            [bin_path("local-issuer"), "--host", "127.0.0.1", "--port", str(self.issuer_port),
+             "--data-dir", str(issuer_dir)],
+            env=child_env(), cwd=self.workdir, log_path=self.logs / "local-issuer.log",
+            ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration"))
+        discovery = self.http.get(issuer_for(self.endpoint) + "/.well-known/openid-configuration").json()
+        self.say.line()
+        self.say.line(f"local issuer   {self.endpoint}")
+        self.say.table([("issuer", discovery.get("issuer")),
+                        ("token_endpoint", discovery.get("token_endpoint")),
+                        ("jwks_uri", discovery.get("jwks_uri"))], indent=2)
+
+        init = run_program([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
+                           env=self.api_env(), cwd=self.workdir)
+        if init.returncode != 0:
+            raise RuntimeError(f"flask init-db failed:\n{init.stdout}{init.stderr}")
+        services.start(Service(
+            "shopping API",
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.api_port}",
+             "--workers", str(self.options.api_workers), "--graceful-timeout", "5",
+             "shopping_api:create_app()"],
+            env=self.api_env(), cwd=self.workdir, log_path=self.logs / "shopping-api.log",
+            ready_url=self.api_url + "/healthz"))
+        self.say.line(f"shopping API   {self.api_url}  (gunicorn, {self.options.api_workers} workers)")
+        self.say.table([("resource", RESOURCE), ("database", self.relative(self.database)),
+                        ("logs", self.relative(self.logs))], indent=2)
+
+    def admin_token(self) -> None:
+        self.say.step("The admin app asks the issuer for an access token")
+        self.say.say("client_credentials grant: the app authenticates with its App ID and secret "
+                     "(HTTP Basic) and names the API (`resource`) and the scopes it wants.")
+        self.say.line()
+        self.show_next = True
+        token = self.admin.get_token(RESOURCE, ADMIN_SCOPES)
+        self.say.line()
+        self.say.token(token)
+
+    def call_api(self) -> None:
+        self.say.step("Call the API: without a token, then with one")
+        self.show_next = True
+        self.http.get(self.api_url + "/products")
+        self.say.line()
+        self.say.say("The 401 names the scheme (WWW-Authenticate: Bearer). With the token, the "
+                     "API checks signature, iss, aud, expiry and the route's scope:")
+        self.say.line()
+        self.show_next = True
+        self.http.get(self.api_url + "/products", auth=self.admin_auth)
+        self.say.line()
+        self.say.say("The stats worker's app holds read scopes only; a write is refused with 403:")
+        self.say.line()
+        reader = self.token_client(WORKER_APP).get_token(RESOURCE, WORKER_SCOPES)
+        self.show_next = True
+        self.http.post(self.api_url + "/products", headers={"Authorization": f"Bearer {reader}"},
+                       json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"})
+
+    def create_catalog(self) -> list[dict]:
+        self.say.step("Create the catalog (write:products)")
+        products = []
+        for i, (sku, name, price, currency) in enumerate(CATALOG):
+            self.show_next = i == 0
+            response = self.http.post(
+                self.api_url + "/products", auth=self.admin_auth,
+                json={"sku": sku, "name": name, "price": price, "currency": currency,
+                      "description": f"Demo product {sku}"})
+            response.raise_for_status()
+            products.append(response.json())
+        self.say.line()
+        self.say.line(f"{len(products)} products created, created_by = {products[0]['created_by']!r}:")
+        self.say.table([(p["sku"], f"{p['name']}, {money(p['price'], p['currency'])}")
+                        for p in products])
+        return products
+
+    def place_orders(self, products: list[dict]) -> tuple[dt.date, list[dict]]:
+        self.say.step("Place orders (write:orders)")
+        self.say.say("The customers are Logto user ids of the issuer's users. An order's "
+                     "items share its currency.")
+        self.say.line()
+        rng = random.Random(2026)  # the same orders on every run
+        by_currency = defaultdict(list)
+        for product in products:
+            by_currency[product["currency"]].append(product)
+        orders = []
+        for i in range(ORDERS):
+            currency = sorted(by_currency)[i % len(by_currency)]
+            picks = rng.sample(by_currency[currency], rng.randint(1, len(by_currency[currency])))
+            body = {"customer_id": CUSTOMERS[i % len(CUSTOMERS)],
+                    "items": [{"product_id": p["id"], "quantity": rng.randint(1, 3)} for p in picks]}
+            self.show_next = i == 0
+            response = self.http.post(self.api_url + "/orders", json=body, auth=self.admin_auth)
+            response.raise_for_status()
+            orders.append(response.json())
+        day = dt.datetime.fromisoformat(orders[0]["created_at"]).astimezone(dt.UTC).date()
+        totals = Counter()
+        for order in orders:
+            totals[order["currency"]] += order["total"]
+        self.say.line()
+        self.say.line(f"{len(orders)} orders for {len({o['customer_id'] for o in orders})} customers: "
+                      + ", ".join(money(total, cur) for cur, total in sorted(totals.items())))
+        return day, orders
+
+    def run_worker(self, day: dt.date) -> None:
+        self.say.step("Run the stats worker once (the M2M app)")
+        self.say.say("`stats-worker once` gets its own token (read:orders read:products), pages "
+                     "through the day's orders, writes the report, then gets a Management API token "
+                     "(scope all) and writes each customer's figures to their Logto custom data. "
+                     f"The orders were placed just now, so the demo asks for today ({day}); on its "
+                     "schedule the worker reports on yesterday.")
+        self.say.line()
+        argv = [bin_path("stats-worker"), "once", "--date", day.isoformat()]
+        self.say.line("$ stats-worker once --date " + day.isoformat(), indent=2)
+        result = run_program(argv, env=self.worker_env(), cwd=self.workdir)
+        self.show_output(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"stats-worker once exited with status {result.returncode}")
+
+    def read_custom_data(self, orders: list[dict]) -> None:
+        self.say.step("Read a customer's custom data through the Management API")
+        customer = orders[0]["customer_id"]
+        client = self.token_client(WORKER_APP)
+        token = client.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
+        self.say.say(f"A token for the Management API ({OSS_MANAGEMENT_API_RESOURCE}, scope "
+                     f"{MANAGEMENT_API_SCOPE}): {shorten_token(token)}")
+        self.say.line()
+        self.show_next = True
+        response = self.http.get(f"{self.endpoint}/api/users/{customer}/custom-data",
+                                 headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+
+    def show_report(self, day: dt.date, orders: list[dict]) -> None:
+        self.say.step("The report")
+        path = self.reports / f"{day.isoformat()}.json"
+        report = json.loads(path.read_text(encoding="utf-8"))
+        self.say.line(self.relative(path) + ":")
+        rows = []
+        for key in ("date", "timezone", "orders", "units", "customers", "distinct_customers",
+                    "revenue", "average_order_value", "custom_data_sync"):
+            if key in report:
+                rows.append((key, json.dumps(report[key])))
+        self.say.table(rows)
