@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 from tenacity import (before_sleep_log, retry, retry_if_exception_type, stop_after_attempt,
-                      wait_exponential_jitter)
+                      wait_exponential, wait_random)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ShoppingApiClient:
         self._get_json = retry(
             retry=retry_if_exception_type(BROKEN_BODY),
             stop=stop_after_attempt(body_retries + 1),
-            wait=wait_exponential_jitter(initial=backoff, max=20, jitter=backoff),
+            wait=wait_exponential(multiplier=backoff, max=20) + wait_random(0, backoff),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )(self._get_json_once)
@@ -49,7 +49,11 @@ class ShoppingApiClient:
         params: dict[str, Any] = {"date": day.isoformat(), "tz": timezone, "limit": self.page_size}
         seen_cursors: set[str] = set()
         while True:
-            body = self._get_json("/orders", params)
+            try:
+                body = self._get_json("/orders", params)
+            except BROKEN_BODY as exc:
+                raise ApiError(f"GET /orders kept breaking off mid-response ({type(exc).__name__}, "
+                               "after retries); the API or the network is failing") from None
             orders, cursor = body.get("orders"), body.get("next_cursor")
             if not isinstance(orders, list) or not (cursor is None or isinstance(cursor, str)):
                 raise ApiError("GET /orders returned a body without an orders list and next_cursor; "
