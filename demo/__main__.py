@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 from pathlib import Path
+
+from stats_worker.token_client import TokenRequestError
 
 from .flow import Demo, DemoOptions
 from .services import ServiceError
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted: every process the demo started has been stopped.", file=sys.stderr)
         return 130
-    except (ServiceError, RuntimeError, OSError, ValueError) as exc:
+    except (ServiceError, RuntimeError, OSError, ValueError, TokenRequestError,
+            subprocess.SubprocessError) as exc:
         print(f"\nThe demo failed: {exc}", file=sys.stderr)
         print(f"Logs: {demo.logs}", file=sys.stderr)
         return 1

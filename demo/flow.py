@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -25,7 +26,7 @@ RESOURCE = "https://shopping.api"
 # The local issuer's demo apps (local_issuer/default.yaml): public, local-only credentials.
 ADMIN_APP = ("m2m-admin", "admin-local-secret")
 WORKER_APP = ("m2m-stats-worker", "stats-worker-local-secret")
-ADMIN_SCOPES = "write:products write:orders"
+ADMIN_SCOPES = "read:products write:products write:orders"
 WORKER_SCOPES = "read:orders read:products"
 CUSTOMERS = ("user-alice", "user-bob", "user-carol", "user-dave")
 ORDERS = 12
@@ -40,6 +41,8 @@ CATALOG = (
 )
 #: Program output is shown indented under the step; only this many lines of it.
 MAX_PROGRAM_LINES = 30
+#: The timestamp at the start of a log line: dropped on screen to keep lines short.
+LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 #: Names under the work directory that a run creates, and the next run removes first.
 RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs")
 
@@ -129,11 +132,11 @@ class Demo:
         return TokenClient(issuer_for(self.endpoint) + "/token", *app, session=self.http)
 
     def show_output(self, text: str) -> None:
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [LOG_TIMESTAMP.sub("", line) for line in text.splitlines() if line.strip()]
         for line in lines[:MAX_PROGRAM_LINES]:
-            self.say.line("| " + line, indent=2)
+            self.say.output(line)
         if len(lines) > MAX_PROGRAM_LINES:
-            self.say.line(f"| ... ({len(lines) - MAX_PROGRAM_LINES} more lines)", indent=2)
+            self.say.output(f"... ({len(lines) - MAX_PROGRAM_LINES} more lines)")
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class Demo:
             day, orders = self.place_orders(products)
             self.run_worker(day)
             self.read_custom_data(orders)
-            self.show_report(day, orders)
+            self.check_report(day, orders)
             self.say.step("Stop everything the demo started")
             for name, status in services.stop_all().items():
                 self.say.table([(name, f"stopped (exit status {status})")])
@@ -169,7 +172,7 @@ class Demo:
         services.start(Service(
             "local issuer",
             [bin_path("local-issuer"), "--host", "127.0.0.1", "--port", str(self.issuer_port),
-             "--data-dir", str(issuer_dir)],
+             "--state-dir", str(issuer_dir)],
             env=child_env(), cwd=self.workdir, log_path=self.logs / "local-issuer.log",
             ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration"))
         discovery = self.http.get(issuer_for(self.endpoint) + "/.well-known/openid-configuration").json()
@@ -182,7 +185,7 @@ class Demo:
         init = run_program([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
                            env=self.api_env(), cwd=self.workdir)
         if init.returncode != 0:
-            raise RuntimeError(f"flask init-db failed:\n{init.stdout}{init.stderr}")
+            raise RuntimeError(f"flask init-db failed:\n{init.stdout}")
         services.start(Service(
             "shopping API",
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.api_port}",
@@ -278,7 +281,7 @@ class Demo:
         argv = [bin_path("stats-worker"), "once", "--date", day.isoformat()]
         self.say.line("$ stats-worker once --date " + day.isoformat(), indent=2)
         result = run_program(argv, env=self.worker_env(), cwd=self.workdir)
-        self.show_output(result.stdout + result.stderr)
+        self.show_output(result.stdout)
         if result.returncode != 0:
             raise RuntimeError(f"stats-worker once exited with status {result.returncode}")
 
@@ -287,22 +290,38 @@ class Demo:
         customer = orders[0]["customer_id"]
         client = self.token_client(WORKER_APP)
         token = client.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
-        self.say.say(f"A token for the Management API ({OSS_MANAGEMENT_API_RESOURCE}, scope "
-                     f"{MANAGEMENT_API_SCOPE}): {shorten_token(token)}")
+        self.say.say("The worker wrote each customer's figures with PATCH /api/users/{id}/custom-data "
+                     '{"customData": {"shopping": {...}}} (Logto merges top-level keys). '
+                     "Reading one back takes a Management API token, resource "
+                     f"{OSS_MANAGEMENT_API_RESOURCE}, scope {MANAGEMENT_API_SCOPE}: {shorten_token(token)}")
         self.say.line()
         self.show_next = True
         response = self.http.get(f"{self.endpoint}/api/users/{customer}/custom-data",
                                  headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
 
-    def show_report(self, day: dt.date, orders: list[dict]) -> None:
-        self.say.step("The report")
+    def check_report(self, day: dt.date, orders: list[dict]) -> None:
+        self.say.step("Check the report against the orders placed")
         path = self.reports / f"{day.isoformat()}.json"
         report = json.loads(path.read_text(encoding="utf-8"))
+        placed: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for order in orders:
+            placed[order["currency"]][0] += 1
+            placed[order["currency"]][1] += order["total"]
         self.say.line(self.relative(path) + ":")
-        rows = []
-        for key in ("date", "timezone", "orders", "units", "customers", "distinct_customers",
-                    "revenue", "average_order_value", "custom_data_sync"):
-            if key in report:
-                rows.append((key, json.dumps(report[key])))
+        rows = [("orders", report["orders"]), ("units", report["units"]),
+                ("customers", report["customers"])]
+        for currency, figures in report["currencies"].items():
+            rows.append((currency, f"{money(figures['revenue'], currency)} from {figures['orders']} "
+                                   f"orders, average {money(figures['average_order_value'], currency)}"))
+        sync = report.get("custom_data_sync") or {}
+        rows.append(("custom data", ", ".join(f"{sync.get(what, 0)} {what}"
+                                              for what in ("synced", "skipped", "failed"))))
         self.say.table(rows)
+        reported = {currency: [f["orders"], f["revenue"]] for currency, f in report["currencies"].items()}
+        expected_customers = len({order["customer_id"] for order in orders})
+        if reported != dict(placed) or report["customers"] != expected_customers:
+            raise RuntimeError(f"the report does not match the orders placed: {dict(placed)}")
+        self.say.line()
+        self.say.line("Matches the orders the demo placed: "
+                      + ", ".join(f"{n} in {money(total, cur)}" for cur, (n, total) in sorted(placed.items())))

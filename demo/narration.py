@@ -43,6 +43,11 @@ class Narrator:
         self.line(heading, indent=0)
         self.line("-" * len(heading), indent=0)
 
+    def output(self, text: str) -> None:
+        """Another program's output, marked with "|" and wrapped to the terminal."""
+        for line in textwrap.wrap(text, WIDTH - 3 * len(INDENT), subsequent_indent="    ") or [""]:
+            self.line("| " + line, indent=2)
+
     def say(self, text: str) -> None:
         """A paragraph of explanation, wrapped to the terminal."""
         for line in textwrap.wrap(text, WIDTH - len(INDENT)):
@@ -61,6 +66,11 @@ class Narrator:
         self.line()
         status = HTTPStatus(response.status_code)
         self.line(f"<- {response.status_code} {status.phrase}", indent=2)
+        challenge = response.headers.get("WWW-Authenticate")
+        if challenge:
+            for line in textwrap.wrap(f"WWW-Authenticate: {challenge}", WIDTH - 3 * len(INDENT) - 3,
+                                      subsequent_indent="    ", break_long_words=False):
+                self.line("   " + line, indent=2)
         if body_fields:
             for line in response_lines(response):
                 self.line(line, indent=3)
@@ -93,8 +103,9 @@ def request_lines(request: requests.PreparedRequest) -> list[str]:
             for i, field in enumerate(body.split("&")):
                 name, _, value = field.partition("=")
                 decoded = unquote_plus(value)
-                shown = f"{'&' if i else ' '}{field}"
-                lines.append(f"   {shown}" + (f"   ({name} = {decoded})" if decoded != value else ""))
+                lines.append(f"   {'&' if i else ' '}{field}")
+                if decoded != value:  # what the encoded value says
+                    lines.append(f"      {name} = {decoded}")
         else:
             lines.extend(f"   {line}" for line in textwrap.wrap(body, WIDTH - 12))
     return lines
@@ -144,19 +155,19 @@ def decode_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 CLAIM_NOTES = {
-    "iss": "the issuer: the API compares it exactly",
-    "aud": "the API resource (the token request's `resource`)",
-    "sub": "the app's id (M2M tokens have no user)",
+    "iss": "the issuer; the API compares it exactly",
+    "aud": "the API resource: the request's `resource`",
+    "sub": "the app's id: an M2M token has no user",
     "client_id": "the app's id",
     "scope": "what the app may do, space-separated",
-    "jti": "unique id of this token",
+    "jti": "this token's unique id",
 }
 
 
 def describe_claim(name: str, value: Any) -> str:
     shown = json.dumps(value)
     if name in ("iat", "exp", "nbf") and isinstance(value, int):
-        shown += f"  ({datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC)"
+        shown += f"  # {datetime.fromtimestamp(value, UTC):%Y-%m-%d %H:%M:%S} UTC"
     elif name in CLAIM_NOTES:
-        shown += f"  ({CLAIM_NOTES[name]})"
+        shown += f"  # {CLAIM_NOTES[name]}"
     return shown

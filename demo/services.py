@@ -112,6 +112,17 @@ class Services:
 
 def run_program(argv: Sequence[str], *, env: dict[str, str], cwd: Path,
                 timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """Run a program to completion (its own session, so Ctrl-C is handled by the demo)."""
-    return subprocess.run(list(argv), env=env, cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout, start_new_session=True)
+    """Run a program to completion, stdout and stderr interleaved in ``stdout``.
+
+    It gets its own session, so a Ctrl-C reaches only the demo, which then stops it.
+    """
+    with subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                          start_new_session=True) as proc:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except BaseException:  # timeout or Ctrl-C: never leave it running
+            proc.kill()
+            proc.wait()
+            raise
+        return subprocess.CompletedProcess(proc.args, proc.returncode, output, "")

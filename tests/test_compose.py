@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from local_issuer.cli import IssuerSettings
 from logto_m2m.settings import load_settings
 from shopping_api.config import ApiSettings
 from stats_worker.config import WorkerSettings
@@ -160,7 +161,8 @@ def test_every_compose_variable_is_documented_in_env_example():
     assert not missing, f"add these to .env.example: {missing}"
 
 
-@pytest.mark.parametrize("settings_class", [ApiSettings, WorkerSettings], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("settings_class", [ApiSettings, WorkerSettings, IssuerSettings],
+                         ids=lambda c: c.__name__)
 def test_every_setting_is_documented_in_env_example(settings_class):
     missing = sorted(name for name in field_names(settings_class) if not documented(name))
     assert not missing, f"add these to .env.example: {missing}"
@@ -185,7 +187,7 @@ def test_issuer_urls_point_at_services_and_the_public_issuer():
     assert internal.path == "/oidc/jwks"
     assert worker["LOGTO_ENDPOINT"] == api["LOGTO_ENDPOINT"] == f"http://local-issuer:{issuer_port}"
     # Tokens carry the issuer's public URL; the API must expect exactly that.
-    public = environment("local-issuer")["LOCAL_ISSUER_ENDPOINT"]
+    public = environment("local-issuer")["LOGTO_ENDPOINT"]
     assert api["LOGTO_ISSUER"] == public + "/oidc"
     assert environment("logto")["ENDPOINT"] == public
     # Logto profile: the same two variables, pointed at the logto service.
@@ -205,7 +207,17 @@ def test_database_url_names_the_postgres_service():
     assert logto_db.password == environment("logto-postgres")["POSTGRES_PASSWORD"]
 
 
-def test_reports_are_kept_in_a_volume():
+def test_local_issuer_settings():
+    env = environment("local-issuer")
+    settings = load_settings(IssuerSettings, env_file=None,
+                             **{name.lower(): value for name, value in env.items()})
+    assert settings.logto_endpoint == "http://localhost:3001"
+    assert f"local-issuer-data:{settings.local_issuer_state_dir}" in SERVICES["local-issuer"]["volumes"]
+    command = SERVICES["local-issuer"]["command"]
+    assert command[:3] == ["local-issuer", "--host", "0.0.0.0"]  # reachable from other containers
+
+
+def test_state_is_kept_in_volumes():
     reports = environment("stats-worker")["REPORTS_DIR"]
     assert f"reports:{reports}" in SERVICES["stats-worker"]["volumes"]
     assert set(COMPOSE["volumes"]) >= {"reports", "shop-db", "local-issuer-data", "logto-db"}
