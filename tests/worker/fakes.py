@@ -230,3 +230,20 @@ class OrdersApi:
         more = start + limit < len(self.orders)
         return Reply(200, {"date": request.query["date"], "tz": request.query.get("tz", "UTC"),
                            "orders": page, "next_cursor": str(start + limit) if more else None})
+
+
+class Forward:
+    """Passes every request on to ``target`` (a real server) and returns its answer unchanged,
+    so a test can see exactly what the worker sent to the real local issuer."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+
+    def __call__(self, request: Recorded) -> Reply:
+        import requests
+
+        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "content-type", "accept")}
+        answer = requests.request(request.method, self.target + request.path, params=request.query,
+                                  data=request.body, headers=headers, timeout=10)
+        return Reply(answer.status_code, answer.content,
+                     {k: v for k, v in answer.headers.items() if k.lower() in ("cache-control", "www-authenticate")})
