@@ -8,6 +8,7 @@ never has to upgrade a read lock, which SQLite would refuse at once with "databa
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import click
@@ -99,6 +100,8 @@ def init_db_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION] = make_engine(database_url(app))
+    engine = app.extensions[EXTENSION] = make_engine(database_url(app))
+    # Close pooled connections when the app goes away (tests build many apps in one process).
+    weakref.finalize(app, engine.dispose)
     app.teardown_appcontext(close_session)
     app.cli.add_command(init_db_command)

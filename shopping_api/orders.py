@@ -77,15 +77,16 @@ def list_orders(query: OrderListQuery):
         item_rows = session.execute(
             select(ITEMS.c.order_id, ITEMS.c.product_id, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity,
                    ITEMS.c.unit_price)
-            .where(ITEMS.c.order_id.in_([row.id for row in rows]))
-            .order_by(ITEMS.c.order_id, ITEMS.c.id))
+            .where(ITEMS.c.order_id.in_([row[0] for row in rows]))
+            .order_by(ITEMS.c.order_id, ITEMS.c.id)).all()
         for order_id, product_id, sku, name, quantity, unit_price in item_rows:
             items[order_id].append({"product_id": product_id, "sku": sku, "name": name,
                                     "quantity": quantity, "unit_price": unit_price})
 
-    orders = [{"id": row.id, "customer_id": row.customer_id, "currency": row.currency,
-               "total": row.total, "created_at": timestamp(row.created_at),
-               "created_by": row.created_by, "items": items[row.id]} for row in rows]
+    orders = [{"id": id_, "customer_id": customer_id, "currency": currency, "total": total,
+               "created_at": created_at.isoformat(timespec="microseconds"),
+               "created_by": created_by, "items": items[id_]}
+              for id_, customer_id, currency, total, created_at, created_by in rows]
     next_cursor = None
     if more:
         last = rows[-1]
