@@ -1,0 +1,255 @@
+"""``stats-worker`` commands, settings, custom-data sync and the scheduler, against fake servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from logto_m2m.settings import SettingsError, load_settings
+from stats_worker.cli import main
+from stats_worker.config import WorkerSettings
+from stats_worker.job import ReportJob, yesterday
+from stats_worker.scheduler import JOB_ID, DailyScheduler
+from tests.support import ServerProcess, clean_env, script
+
+from .conftest import APP_ID, SECRET
+from .expected import expected_customers, expected_report, strip_meta
+from .fakes import FakeServer, OrdersApi, Recorded, Reply, TokenEndpoint, make_orders
+
+DAY = dt.date(2026, 11, 20)
+MGMT = "https://default.logto.app/api"
+
+
+class ManagementApi:
+    """Logto's ``/api/users/{id}/custom-data``: GET, and PATCH merging top-level keys."""
+
+    def __init__(self, tokens: TokenEndpoint, users: dict[str, dict]) -> None:
+        self.tokens = tokens
+        self.users = users
+        self.forbidden = False
+
+    def __call__(self, request: Recorded) -> Reply:
+        auth = request.headers.get("authorization", "")
+        if not self.tokens.valid(auth.removeprefix("Bearer "), MGMT):
+            return Reply(401, {"code": "auth.unauthorized", "message": "Unauthorized."})
+        if self.forbidden:
+            return Reply(403, {"code": "auth.forbidden", "message": "Forbidden."})
+        parts = request.path.split("/")  # "", "api", "users", id, "custom-data"
+        user = parts[3] if len(parts) == 5 and parts[4] == "custom-data" else None
+        if user not in self.users:
+            return Reply(404, {"code": "entity.not_exists_with_id", "message": "not found"})
+        if request.method == "PATCH":
+            self.users[user].update(request.json["customData"])
+        return Reply(200, self.users[user])
+
+
+@pytest.fixture
+def orders():
+    return make_orders(DAY, ZoneInfo("Europe/Berlin"), 450, customers=9)
+
+
+@pytest.fixture
+def shop(token_endpoint, orders):
+    with FakeServer(OrdersApi(token_endpoint, orders)) as server:
+        yield server
+
+
+@pytest.fixture
+def env(worker_env, shop):
+    worker_env(SHOPPING_API_URL=shop.url, STATS_TIMEZONE="Europe/Berlin", STATS_PAGE_SIZE="100")
+    return worker_env
+
+
+def read_report(day=DAY) -> dict:
+    return json.loads((Path("reports") / f"{day}.json").read_text())
+
+
+def test_once_writes_the_report_and_prints_a_summary(env, orders, logto, capsys, caplog, tmp_path):
+    env(REPORTS_DIR="reports")
+    assert main(["once", "--date", str(DAY)]) == 0
+
+    tz = ZoneInfo("Europe/Berlin")
+    assert strip_meta(read_report()) == expected_report(orders, DAY, tz)
+    out = capsys.readouterr()
+    assert "450 orders" in out.out and "reports/2026-11-20.json" in out.out
+    assert logto.count("/oidc/token") == 1  # five pages, one token
+    text = out.out + out.err + caplog.text
+    assert SECRET not in text and "tok-" not in text
+
+
+def test_backfill_reports_each_day(env, shop):
+    env(REPORTS_DIR="reports")
+    assert main(["backfill", "--from", "2026-11-18", "--to", "2026-11-20"]) == 0
+    assert sorted(p.name for p in Path("reports").iterdir()) == [
+        "2026-11-18.json", "2026-11-19.json", "2026-11-20.json"]
+    assert {r.query["date"] for r in shop.requests} == {"2026-11-18", "2026-11-19", "2026-11-20"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["once", "--date", "2026-13-01"], ["once", "--date", "20261120"], ["backfill", "--from", "2026-11-20"],
+    ["nonsense"], [],
+])
+def test_bad_command_lines_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage: stats-worker" in capsys.readouterr().err
+
+
+def test_backfill_backwards_exits_2(env, capsys):
+    assert main(["backfill", "--from", "2026-11-20", "--to", "2026-11-19"]) == 2
+    assert "--from must not be after --to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("LOGTO_APP_SECRET", "", "LOGTO_APP_SECRET: is required but empty"),
+    ("LOGTO_APP_ID", "", "LOGTO_APP_ID:"),
+    ("STATS_CRON", "5 0 * *", "STATS_CRON: must be a 5-field crontab expression"),
+    ("STATS_CRON", "61 0 * * *", "STATS_CRON: must be a 5-field crontab expression"),
+    ("STATS_TIMEZONE", "Europe/Atlantis", "STATS_TIMEZONE: must be an IANA time zone name"),
+    ("STATS_TIMEZONE", "../../etc/passwd", "STATS_TIMEZONE: must be an IANA time zone name"),
+    ("LOGTO_ENDPOINT", "127.0.0.1:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
+    ("SHOPPING_API_URL", "http://", "SHOPPING_API_URL: must be an http:// or https:// URL"),
+    ("SHOPPING_API_RESOURCE", "shopping api", "SHOPPING_API_RESOURCE: must be the API identifier"),
+    ("LOGTO_MANAGEMENT_API_RESOURCE", "https://default.logto.app/api#x", "LOGTO_MANAGEMENT_API_RESOURCE:"),
+    ("STATS_SCOPES", "read:products", "STATS_SCOPES: must include read:orders"),
+    ("STATS_SCOPES", 'read:orders "quoted"', "STATS_SCOPES: must be space-separated scope names"),
+    ("STATS_PAGE_SIZE", "5000", "STATS_PAGE_SIZE:"),
+])
+def test_bad_settings_stop_with_one_line_naming_the_setting(env, capsys, name, value, message):
+    env(**{name: value})
+    assert main(["once"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stats-worker: configuration error: ")
+    assert message in err
+    assert SECRET not in err
+
+
+def test_missing_credentials_are_named(monkeypatch, capsys):
+    assert main(["once"]) == 2
+    assert capsys.readouterr().err == ("stats-worker: configuration error: LOGTO_APP_ID: is required but "
+                                       "not set; LOGTO_APP_SECRET: is required but not set\n")
+
+
+def test_settings_defaults_and_derived_values():
+    settings = load_settings(WorkerSettings, env_file=None, logto_app_id="a", logto_app_secret="hush-123",
+                             logto_endpoint="https://tenant.logto.app/", stats_scopes="read:orders read:orders x")
+    assert settings.token_endpoint == "https://tenant.logto.app/oidc/token"
+    assert settings.stats_scopes == ("read:orders", "x")
+    assert (settings.stats_cron, settings.stats_timezone, settings.shopping_api_resource) == (
+        "5 0 * * *", "UTC", "https://shopping.api")
+    assert settings.logto_management_api_resource is None
+    assert "hush-123" not in repr(settings) + str(settings.model_dump())
+    with pytest.raises(SettingsError, match="LOGTO_APP_SECRET"):
+        load_settings(WorkerSettings, env_file=None, logto_app_id="a")
+
+
+def test_settings_come_from_dot_env(monkeypatch, tmp_path):
+    Path(".env").write_text("LOGTO_APP_ID=from-file\nLOGTO_APP_SECRET=x\nSTATS_TIMEZONE=Asia/Tokyo\n")
+    settings = load_settings(WorkerSettings)
+    assert (settings.logto_app_id, settings.stats_timezone) == ("from-file", "Asia/Tokyo")
+
+
+def test_failed_day_exits_1_leaves_no_file_and_keeps_the_old_one(env, shop, capsys, caplog):
+    env(REPORTS_DIR="reports", STATS_HTTP_RETRIES="1")
+    assert main(["once", "--date", str(DAY)]) == 0
+    before = Path("reports", f"{DAY}.json").read_bytes()
+    shop.handler = lambda request: Reply(500, {"error": "server_error"})
+    assert main(["once", "--date", str(DAY)]) == 1
+    assert main(["once", "--date", "2026-11-21"]) == 1
+    assert "report for 2026-11-21 failed: GET /orders answered HTTP 500" in caplog.text
+    assert Path("reports", f"{DAY}.json").read_bytes() == before
+    assert [p.name for p in Path("reports").iterdir()] == [f"{DAY}.json"]
+
+
+def test_token_refusal_is_one_clear_error(env, caplog):
+    env(LOGTO_APP_SECRET="wrong")
+    assert main(["once", "--date", str(DAY)]) == 1
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "invalid_client (client authentication failed)" in error and "LOGTO_APP_SECRET" in error
+    assert "wrong" not in error
+
+
+def test_custom_data_sync_counts_synced_skipped_and_is_idempotent(env, token_endpoint, orders, logto):
+    users = {"user-1": {"nickname": "kept"}, "user-2": {"shopping": {"days": {"2026-11-19": {"orders": 1}},
+                                                                      "note": "kept"}}}
+    with FakeServer(ManagementApi(token_endpoint, users)) as mgmt:
+        env(REPORTS_DIR="reports", LOGTO_MANAGEMENT_API_RESOURCE=MGMT, LOGTO_ENDPOINT=logto.url)
+        # the fake Management API lives on its own server: point the worker's sync at it
+        settings = load_settings(WorkerSettings, logto_endpoint=logto.url)
+        job = ReportJob(settings)
+        job.custom_data.endpoint = mgmt.url
+        first = job.run_day(DAY)
+        snapshot = json.loads(json.dumps(users))
+        second = job.run_day(DAY)
+
+    assert first["custom_data_sync"] == second["custom_data_sync"] == {"synced": 2, "skipped": 7, "failed": 0}
+    assert users == snapshot  # the re-run rewrote the same entries
+    figures = expected_customers(orders)
+    assert users["user-1"] == {"nickname": "kept", "shopping": {"days": {str(DAY): figures["user-1"]}}}
+    assert users["user-2"]["shopping"] == {"note": "kept", "days": {"2026-11-19": {"orders": 1},
+                                                                     str(DAY): figures["user-2"]}}
+    assert [r.form["resource"] for r in logto.requests] == ["https://shopping.api", MGMT]
+    assert logto.requests[1].form["scope"] == "all"
+
+
+def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endpoint, logto, caplog):
+    api = ManagementApi(token_endpoint, {f"user-{n}": {} for n in range(9)})
+    api.forbidden = True
+    with FakeServer(api) as mgmt:
+        settings = load_settings(WorkerSettings, logto_management_api_resource=MGMT, reports_dir=Path("r"))
+        job = ReportJob(settings)
+        job.custom_data.endpoint = mgmt.url
+        content = job.run_day(DAY)
+    assert content["custom_data_sync"] == {"synced": 0, "skipped": 0, "failed": 9}
+    assert len(mgmt.requests) <= 2 * job.custom_data.concurrency * 4  # it stopped asking
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "Management API permission 'all'" in errors[0]
+
+
+def test_scheduler_job_is_configured_and_a_failed_day_does_not_stop_it(env, shop, caplog):
+    settings = load_settings(WorkerSettings, reports_dir=Path("reports"))
+    scheduler = DailyScheduler(ReportJob(settings))
+    good = shop.handler
+    shop.handler = lambda request: Reply(503, {"error": "unavailable"})
+    assert scheduler.report(DAY) is False
+    assert "report for 2026-11-20 failed" in caplog.text and "keeps running" in caplog.text
+    shop.handler = good
+    assert scheduler.report(DAY) is True
+    assert read_report()["orders"] == 450
+
+
+def test_yesterday_is_counted_in_the_configured_zone():
+    now = dt.datetime(2026, 11, 21, 2, 0, tzinfo=dt.UTC)
+    assert yesterday(ZoneInfo("UTC"), now) == dt.date(2026, 11, 20)
+    assert yesterday(ZoneInfo("America/Los_Angeles"), now) == dt.date(2026, 11, 19)
+    assert yesterday(ZoneInfo("Pacific/Kiritimati"), now) == dt.date(2026, 11, 20)
+
+
+def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, tmp_path):
+    with FakeServer(lambda request: Reply(503, {"error": "unavailable"})) as broken:
+        values = worker_env(SHOPPING_API_URL=broken.url, STATS_CRON="*/30 * * * *",
+                            STATS_TIMEZONE="Asia/Tokyo", STATS_HTTP_RETRIES="0")
+        process = ServerProcess([script("stats-worker"), "run"], env=clean_env(**values), ready_url=None,
+                                cwd=tmp_path, log_path=tmp_path / "run.log").start()
+        deadline = time.monotonic() + 20
+        while "failed" not in process.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert process.proc.poll() is None  # still scheduled for the next run
+        code = process.stop(signal.SIGINT)
+    log = process.log_text()
+    assert code == 0, log
+    day = yesterday(ZoneInfo("Asia/Tokyo"))
+    assert f"report for {day} failed: GET /orders answered HTTP 503" in log
+    assert "(the scheduler keeps running)" in log and "SIGINT received: stopping" in log
+    assert "cron '*/30 * * * *' in Asia/Tokyo, next report at" in log
+    assert not Path(values["REPORTS_DIR"]).exists() or not list(Path(values["REPORTS_DIR"]).iterdir())
+    assert SECRET not in log and "tok-" not in log
+    assert JOB_ID == "daily-report"
