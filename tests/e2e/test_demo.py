@@ -1,0 +1,118 @@
+"""``make demo``, as a newcomer runs it: exit code, the narration's key lines, nothing left running."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import clean_env
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = ("admin-local-secret", "stats-worker-local-secret")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
+SERVICE_URL = re.compile(r"^\s+(local issuer|shopping API)\s+http://127\.0\.0\.1:(\d+)", re.MULTILINE)
+
+
+def make_demo(workdir: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``make demo`` in the repository, using the interpreter running the tests.
+
+    ``-o`` keeps make from reinstalling the virtualenv when pyproject.toml is newer than it.
+    """
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    args = " ".join(["--workdir", str(workdir), *extra])
+    return subprocess.run(
+        [make, "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed",
+         f"BIN={Path(sys.executable).parent}", "demo", f"DEMO_ARGS={args}"],
+        env=clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def service_ports(output: str) -> dict[str, int]:
+    return {name: int(port) for name, port in SERVICE_URL.findall(output)}
+
+
+def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
+    workdir = tmp_path / "demo"
+    for run in (1, 2):  # the second run starts from the first one's leftovers
+        result = make_demo(workdir)
+        out = result.stdout
+        assert result.returncode == 0, f"run {run}:\n{out}\n{result.stderr}"
+        for line in (
+            "-> POST /oidc/token HTTP/1.1",
+            "Authorization: Basic base64(m2m-admin:<app secret, not shown>)",
+            "&resource=https%3A%2F%2Fshopping.api",
+            '<- 200 OK', 'token_type    "Bearer"', 'alg  "ES384"', 'typ  "at+jwt"',
+            'aud        "https://shopping.api"',
+            "<- 401 Unauthorized", "<- 403 Forbidden", 'error="insufficient_scope"', "<- 201 Created",
+            "$ stats-worker once --date",
+            "Logto custom data: 4 synced, 0 skipped, 0 failed",
+            "-> GET /api/users/user-alice/custom-data HTTP/1.1",
+            "Matches the orders the demo placed",
+            "shopping API  stopped (exit status 0)",
+            "local issuer  stopped (exit status 0)",
+        ):
+            assert line in out, f"run {run}: {line!r} missing from:\n{out}"
+        for secret in SECRETS:
+            assert secret not in out + result.stderr
+        assert not JWT.search(out), "a whole access token was printed"
+        ports = service_ports(out)
+        assert set(ports) == {"local issuer", "shopping API"}
+        assert not any(listening(port) for port in ports.values())
+        assert len(list((workdir / "reports").iterdir())) == 1
+
+
+def test_ctrl_c_stops_every_process(tmp_path):
+    env = clean_env()
+    proc = subprocess.Popen([sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    out = ""
+    try:
+        deadline = time.monotonic() + 60
+        while "2. The admin app" not in out and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out += line
+        ports = service_ports(out)
+        assert set(ports) == {"local issuer", "shopping API"}, out
+        assert all(listening(port) for port in ports.values())
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out + rest + err
+    assert "Interrupted" in err
+    assert not any(listening(port) for port in ports.values())
+
+
+def test_a_failure_stops_what_was_started_and_says_why(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy)],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1
+    assert "The demo failed: shopping API" in result.stderr
+    issuer_port = service_ports(result.stdout)["local issuer"]
+    assert not listening(issuer_port)
