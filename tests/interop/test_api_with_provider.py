@@ -9,7 +9,11 @@ import time
 import pytest
 import requests
 
-from .conftest import ADMIN_APP, OTHER_API, SHOPPING_API, api_env, init_db, start_api
+from logto_m2m.http import make_session
+from stats_worker.token_client import BearerAuth, TokenClient
+
+from .conftest import (ADMIN_APP, OTHER_API, SHOPPING_API, STATS_APP, api_env, app_secret, init_db,
+                       start_api)
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -49,15 +53,19 @@ def api(oidc_provider, tmp_path_factory):
 
 
 def test_granted_scopes_pass_and_the_others_get_403(oidc_provider, api):
+    """The stats worker's own token client and auth, as it calls the API in production."""
     # The stats worker's role holds read:products and read:orders; write:products is dropped.
-    token = oidc_provider.token(SHOPPING_API, "read:products read:orders write:products")
-    with requests.Session() as http:
-        http.headers.update(bearer(token))
+    scopes = "read:products read:orders write:products"
+    with make_session(allowed_methods=("POST",)) as session, requests.Session() as http:
+        client = TokenClient(oidc_provider.token_endpoint, STATS_APP, app_secret(STATS_APP),
+                             session=session)
+        http.auth = BearerAuth(client, SHOPPING_API, scopes)
         products = http.get(f"{api}/products", timeout=10)
         orders = http.get(f"{api}/orders", params={"date": "2026-11-20"}, timeout=10)
         write = http.post(f"{api}/products", json=NEW_PRODUCT, timeout=10)
         order = http.post(f"{api}/orders", timeout=10,
                           json={"customer_id": "user-alice", "items": [{"product_id": 1, "quantity": 1}]})
+    assert client.fetch_count == 1  # one token for all four calls
     assert products.status_code == 200, products.text
     assert products.json()["products"] == []
     assert orders.status_code == 200, orders.text
