@@ -8,21 +8,24 @@
 //              GET  /__test__/stats                 request counts and the last grant's parameters
 //              both need "Authorization: Bearer <INTEROP_ADMIN_TOKEN>".
 //
-// Compared with the real Logto captures (logto-captures/capture-output.txt), access tokens are
-// the same shape: header {alg: ES384, typ: at+jwt, kid: RFC 7638 thumbprint}, claims exactly
-// jti sub iat exp scope client_id iss aud (no nbf; scope absent when nothing is granted;
-// sub = client_id; aud = the resource indicator as sent, no trailing slash added).
-// Differences, all outside the token itself:
-// - error bodies are stock oidc-provider {error, error_description}; Logto's error middleware
-//   adds "code" ("oidc.invalid_target") and "message";
-// - Logto replaces the client_credentials grant with its own; with no `resource` it answers
-//   invalid_target "both `resource` and `organization_id` are not provided", while stock
-//   oidc-provider falls back to an opaque (non-JWT) token when `scope` is sent without `resource`;
-// - an unknown resource gets invalid_target with oidc-provider's default description
-//   ("resource indicator is missing, or unknown"), the same text Logto returns;
+// Compared with the responses recorded from a real Logto server (tests/logto_captures/), access
+// tokens have the same shape: header {alg: ES384, typ: at+jwt, kid: RFC 7638 thumbprint}, claims
+// exactly jti sub iat exp scope client_id iss aud in that order (no nbf; scope absent when nothing
+// is granted; sub = client_id = the app id; aud = the resource indicator as sent). Token-endpoint
+// errors for a wrong secret, an unknown resource, no client authentication, an unsupported grant
+// and two authentication methods at once carry the same status, error and error_description.
+// Differences:
+// - error bodies are stock {error, error_description}; Logto's error middleware adds "code"
+//   (e.g. "oidc.invalid_target") and "message";
+// - Logto replaces the client_credentials grant handler with its own; without `resource` it answers
+//   invalid_target "both `resource` and `organization_id` are not provided", whereas stock
+//   oidc-provider issues an opaque (non-JWT) token when only `scope` is sent, and answers
+//   invalid_target "resource indicator must be an absolute URI" when neither is;
 // - an unknown client id gets 401 "client authentication failed" (Logto: 400 "invalid client <id>");
-// - jti is 43 characters here, 21 in Logto's tokens.
-// As in Logto, client_secret_post is accepted alongside the registered client_secret_basic.
+// - jti is 43 characters here, 21 in Logto's tokens;
+// - discovery lists only what this configuration enables (Logto adds its own scopes and claims).
+// As in Logto, client_secret_post is accepted as well as client_secret_basic.
+// oidc-provider 9 prints "Unsupported runtime" on Node.js 20; it works there, and is tested there.
 
 import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
