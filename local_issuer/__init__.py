@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     ``ISSUER_STATE_DIR``, ``ISSUER_KEY_FILE`` (default ``{state dir}/signing-keys.json``),
     ``ISSUER_ROTATE_KEY``. Raises ``ConfigError``/``KeyFileError``/``UserStoreError`` on bad input.
     """
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # JSON only
     app.config.from_mapping(
         ISSUER_ENDPOINT="http://127.0.0.1:3001",
         ISSUER_CONFIG_FILE=None,

@@ -181,7 +181,7 @@ def _entry_label(data: Any, loc: tuple[Any, ...]) -> str:
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
-            label = node.get("id") or node.get("name") or node.get("indicator") if isinstance(node, dict) else None
+            label = (node.get("id") or node.get("name") or node.get("indicator")) if isinstance(node, dict) else None
             if isinstance(label, str):
                 parts[-1] += f" ({label})"
         else:

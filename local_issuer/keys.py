@@ -69,7 +69,10 @@ class SigningKeys:
         keys = cls._read(path) if path.exists() else []
         if rotate or not keys:
             keys = [generate_key(), *keys][:KEYS_KEPT]
-            write_private_file(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2))
+            try:
+                write_private_file(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2))
+            except OSError as exc:
+                raise KeyFileError(f"{path}: cannot be written ({exc.strerror or exc.__class__.__name__})") from None
         return cls(keys)
 
     @staticmethod

@@ -59,16 +59,16 @@ def read_token_parameters(request: Request) -> MultiDict:
         raise _unparsable()
     if not raw:
         return MultiDict()
+    if request.mimetype not in ("application/x-www-form-urlencoded", "application/json"):
+        raise InvalidRequestError("only application/x-www-form-urlencoded or application/json "
+                                  "content-type bodies are supported on POST /token")
     try:
         text = raw.decode("utf-8")
-        if request.mimetype == "application/x-www-form-urlencoded":
-            # Strict UTF-8, also inside %-escapes; empty values count as absent (oidc-provider).
-            pairs = parse_qsl(text, errors="strict", max_num_fields=MAX_PARAMETERS)
-        elif request.mimetype == "application/json":
+        if request.mimetype == "application/json":
             pairs = _json_pairs(json.loads(text))
         else:
-            raise InvalidRequestError("only application/x-www-form-urlencoded or application/json "
-                                      "content-type bodies are supported on POST /token")
+            # Strict UTF-8, also inside %-escapes; empty values count as absent (oidc-provider).
+            pairs = parse_qsl(text, errors="strict", max_num_fields=MAX_PARAMETERS)
     except (UnicodeDecodeError, ValueError):
         raise _unparsable() from None
     params = MultiDict(pairs)

@@ -70,3 +70,13 @@ def test_unusable_key_file_stops_the_start(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"local-issuer: {key_file}: not a usable private JWKS (JSONDecodeError); move it away to generate a new key"]
+
+
+def test_unwritable_state_dir_stops_the_start(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = subprocess.run([script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", "1"],
+                            env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"local-issuer: {blocker / 'state' / 'signing-keys.json'}: cannot be written (")
+    assert "Traceback" not in result.stderr
