@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from logto_m2m.http import make_session
 from logto_m2m.logto import MANAGEMENT_API_SCOPE
 
-from .api_client import ApiError, ShoppingApiClient
+from .api_client import ApiError, ShoppingApiClient, read_ahead
 from .config import WorkerSettings
 from .custom_data import CustomDataSync
 from .customers import CustomerTally
@@ -64,7 +64,7 @@ class ReportJob:
         log.info("building the report for %s (%s)", day, settings.stats_timezone)
         with CustomerTally() as customers:
             report = DailyReport(day, settings.timezone, customers)
-            for page in self.api.iter_order_pages(day, settings.stats_timezone):
+            for page in read_ahead(self.api.iter_order_pages(day, settings.stats_timezone)):
                 report.add_orders(page)
             if self.custom_data is not None:
                 report.custom_data_sync = self.custom_data.sync(day, customers)

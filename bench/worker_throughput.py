@@ -1,0 +1,165 @@
+"""Stats worker throughput: one day of 1,000,000 orders, end to end over real HTTP.
+
+Seeds the orders into SQLite, serves them with gunicorn behind the local issuer's tokens, runs
+``stats-worker once`` for that day and prints:
+
+- orders per second and wall time of the worker process (start to exit);
+- its peak RSS (``wait4`` rusage of that one process);
+- token requests it made (counted in the issuer's access log);
+- the ratio of its wall time to a bare loop that only downloads the same pages with one token.
+
+Targets: whole day < 60 s, peak RSS < 150 MB, exactly 1 token request, ratio <= 1.3.
+
+    .venv/bin/python bench/worker_throughput.py [--orders 1000000] [--customers 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+APP_ID, SECRET = "m2m-stats-worker", "stats-worker-local-secret"
+RESOURCE, SCOPES = "https://shopping.api", "read:orders read:products"
+SETTING_PREFIXES = ("LOGTO_", "SHOPPING_", "STATS_", "TOKEN_", "JWKS_", "LOCAL_ISSUER_")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env(**settings: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(SETTING_PREFIXES) and k not in ("DATABASE_URL", "REPORTS_DIR")}
+    return {**base, **settings}
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"{url} not ready after {timeout} s")
+
+
+def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, int]:
+    """Download every page of the day with one token and nothing else: the floor for the worker."""
+    started = time.perf_counter()
+    token = requests.post(f"{issuer}/oidc/token", auth=(APP_ID, SECRET), timeout=30, data={
+        "grant_type": "client_credentials", "resource": RESOURCE, "scope": SCOPES}).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    params = {"date": day, "tz": "UTC", "limit": page_size}
+    count = 0
+    while True:
+        body = session.get(f"{api}/orders", params=params, timeout=60).json()
+        count += len(body["orders"])
+        if not body["next_cursor"]:
+            return time.perf_counter() - started, count
+        params["cursor"] = body["next_cursor"]
+
+
+def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, int, int]:
+    """Run ``stats-worker once``; return (wall seconds, peak RSS in KiB, exit code)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([str(BIN / "stats-worker"), "once", "--date", day], env=worker_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    sys.stdout.write(output.decode(errors="replace"))
+    return wall, usage.ru_maxrss, process.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=500)
+    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--page-size", type=int, default=1000)
+    args = parser.parse_args()
+    day = "2026-11-20"
+
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
+        root = Path(tmp)
+        issuer_port, api_port = free_port(), free_port()
+        issuer, api = f"http://127.0.0.1:{issuer_port}", f"http://127.0.0.1:{api_port}"
+        api_env = env(DATABASE_URL=f"sqlite:///{root / 'shop.sqlite'}", LOGTO_ENDPOINT=issuer)
+
+        print(f"seeding {args.orders:,} orders on {day} ({args.customers:,} customers)...", flush=True)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed",
+                        "--orders", str(args.orders), "--date", day, "--customers", str(args.customers),
+                        "--products", str(args.products)], env=api_env, check=True)
+        print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+        issuer_log = root / "issuer.log"
+        with open(issuer_log, "wb") as log:
+            issuer_proc = subprocess.Popen(
+                [str(BIN / "local-issuer"), "--port", str(issuer_port), "--state-dir", str(root / "issuer")],
+                env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        api_proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{api_port}", "--workers",
+             str(args.api_workers), "--timeout", "120", "shopping_api:create_app()"],
+            env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_ready(f"{issuer}/oidc/.well-known/openid-configuration", issuer_proc)
+            wait_ready(f"{api}/healthz", api_proc)
+
+            bare_seconds, bare_count = bare_loop(api, issuer, day, args.page_size)
+            print(f"bare download loop: {bare_count:,} orders in {bare_seconds:.1f} s", flush=True)
+
+            tokens_before = issuer_log.read_text().count('"POST /oidc/token"')
+            worker_env = env(LOGTO_ENDPOINT=issuer, LOGTO_APP_ID=APP_ID, LOGTO_APP_SECRET=SECRET,
+                             SHOPPING_API_URL=api, REPORTS_DIR=str(root / "reports"),
+                             STATS_PAGE_SIZE=str(args.page_size))
+            wall, peak_kib, code = run_worker(worker_env, day)
+            time.sleep(0.5)  # let the issuer flush its access log
+            token_requests = issuer_log.read_text().count('"POST /oidc/token"') - tokens_before
+            report = json.loads((root / "reports" / f"{day}.json").read_text()) if code == 0 else {}
+        finally:
+            for process in (api_proc, issuer_proc):
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+
+    if code != 0:
+        print(f"stats-worker exited with {code}")
+        return 1
+    orders = report["orders"]
+    ratio = wall / bare_seconds
+    print()
+    print(f"orders reported        {orders:,} ({report['customers']:,} customers)")
+    print(f"worker wall time       {wall:.1f} s   (target < 60 s)")
+    print(f"orders per second      {orders / wall:,.0f}")
+    print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target < 150 MB)")
+    print(f"token requests         {token_requests}   (target 1)")
+    print(f"bare loop wall time    {bare_seconds:.1f} s")
+    print(f"worker / bare loop     {ratio:.2f}   (target <= 1.3)")
+    ok = wall < 60 and peak_kib < 150 * 1024 and token_requests == 1 and ratio <= 1.3 and orders == bare_count
+    print("all targets met" if ok else "TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
