@@ -107,10 +107,14 @@ class InteropProvider:
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
-    def switch_key(self, *, publish: bool = True) -> str:
-        """Sign from now on with a brand-new key (published in the JWKS or not); return its kid."""
-        response = requests.post(f"{self.endpoint}/__test__/keys",
-                                 params={"publish": "true" if publish else "false"},
+    def switch_key(self, *, publish: bool = True, retire: bool = False) -> str:
+        """Sign from now on with a brand-new key; return its kid.
+
+        ``publish``: add it to the JWKS (else the JWKS stays as it was); ``retire``: and drop
+        the older keys from the JWKS, as at the end of a rotation's grace period.
+        """
+        params = {"publish": str(publish).lower(), "retire": str(retire).lower()}
+        response = requests.post(f"{self.endpoint}/__test__/keys", params=params,
                                  headers=self._admin, timeout=10)
         response.raise_for_status()
         return response.json()["kid"]

@@ -4,8 +4,8 @@
 //
 // Usage: INTEROP_PORT=<port> INTEROP_ADMIN_TOKEN=<random> node provider.mjs
 //   issuer     http://127.0.0.1:<port>/oidc  (discovery, /jwks, /token below it, as in Logto)
-//   test admin POST /__test__/keys[?publish=false]  switch signing to a brand-new P-384 key
-//              GET  /__test__/stats                 request counts and the last grant's parameters
+//   test admin POST /__test__/keys[?publish=false|?retire=true]  sign with a brand-new P-384 key
+//              GET  /__test__/stats  request counts and the last grant's parameters
 //              both need "Authorization: Bearer <INTEROP_ADMIN_TOKEN>".
 //
 // Compared with the responses recorded from a real Logto server (tests/logto_captures/), access
@@ -126,14 +126,16 @@ const state = { published: [newSigningKey()], jwksRequests: 0, tokenRequests: 0,
 state.tokenHandler = buildProvider(state.published).callback();
 state.jwksHandler = state.tokenHandler;
 
-// A key the API has never seen. Published: it joins the JWKS. Not published: tokens are signed
+// A key the API has never seen. Published: it joins the JWKS, in front of the older keys, or
+// alone when `retire` (the end of a rotation's grace period). Not published: tokens are signed
 // with it while the JWKS keeps serving the previous set (a key the API can never verify).
-function switchKey(publish) {
+function switchKey(publish, retire) {
   const key = newSigningKey();
-  const handler = buildProvider([key, ...state.published]).callback();
+  const keys = retire ? [key] : [key, ...state.published];
+  const handler = buildProvider(keys).callback();
   state.tokenHandler = handler;
   if (publish) {
-    state.published = [key, ...state.published];
+    state.published = keys;
     state.jwksHandler = handler;
   }
   return key.kid;
@@ -156,7 +158,8 @@ function admin(req, res, url) {
   }
   if (req.method === 'POST' && url.pathname === '/__test__/keys') {
     const publish = url.searchParams.get('publish') !== 'false';
-    return sendJson(res, 200, { kid: switchKey(publish), published: publish });
+    const retire = url.searchParams.get('retire') === 'true';
+    return sendJson(res, 200, { kid: switchKey(publish, retire), published: publish, retired: retire });
   }
   if (req.method === 'GET' && url.pathname === '/__test__/stats') {
     return sendJson(res, 200, {

@@ -145,3 +145,26 @@ def test_key_the_provider_does_not_publish_gets_401(fresh_provider, single_worke
     assert get_products(api, provider.token(SHOPPING_API, "read:products")).status_code == 200
     assert provider.stats()["jwks_requests"] == 3
 
+
+
+def test_worker_recovers_when_its_token_key_is_retired(fresh_provider, single_worker_api):
+    """End of a rotation: the old key leaves the JWKS, the worker's cached token gets 401, and
+    its BearerAuth fetches a token signed with the new key and retries once."""
+    provider, api = fresh_provider, single_worker_api
+    with make_session(allowed_methods=("POST",)) as session, requests.Session() as http:
+        client = TokenClient(provider.token_endpoint, STATS_APP, app_secret(STATS_APP), session=session)
+        http.auth = BearerAuth(client, SHOPPING_API, "read:products")
+        assert http.get(f"{api}/products", timeout=10).status_code == 200
+        old_kid = kid_of(client.get_token(SHOPPING_API, "read:products"))
+
+        time.sleep(COOLDOWN + 0.2)
+        new_kid = provider.switch_key(publish=True, retire=True)
+        # Another app's token with the new kid makes the API refetch: the old key is gone.
+        admin_token = provider.token(SHOPPING_API, "read:products", app_id=ADMIN_APP)
+        assert get_products(api, admin_token).status_code == 200
+
+        response = http.get(f"{api}/products", timeout=10)
+    assert response.status_code == 200, response.text
+    assert [r.status_code for r in response.history] == [401]
+    assert client.fetch_count == 2
+    assert kid_of(client.get_token(SHOPPING_API, "read:products")) == new_kid != old_kid
