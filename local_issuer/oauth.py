@@ -21,7 +21,6 @@ from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidRequestError, OAuth2Payload
 from authlib.oauth2.rfc6749 import UnsupportedGrantTypeError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
-from authlib.oauth2.rfc6749.util import scope_to_list
 from flask import Request
 from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
@@ -218,16 +217,20 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
         data = self.request.payload.datalist
         if data.get("organization_id"):
             raise InvalidRequestError("organization tokens are not supported by the local issuer")
-        indicators = data.get("resource", [])
-        if not indicators:
-            raise InvalidTargetError("both `resource` and `organization_id` are not provided")
-        if len(indicators) > 1:
-            raise InvalidTargetError("only a single resource indicator value is supported for this grant type")
-        resource = self.server.config.resource(indicators[0])
-        if resource is None:
+        # Logto's checkResource looks each indicator up first (an unknown one wins), then the
+        # grant insists on exactly one distinct resource.
+        indicators = list(dict.fromkeys(data.get("resource", [])))
+        resources = [self.server.config.resource(indicator) for indicator in indicators]
+        if None in resources:
             raise InvalidTargetError("resource indicator is missing, or unknown")
+        if not resources:
+            raise InvalidTargetError("both `resource` and `organization_id` are not provided")
+        if len(resources) > 1:
+            raise InvalidTargetError("only a single resource indicator value is supported for this grant type")
+        resource = resources[0]
         held = self.server.config.scopes_held(self.client.app, resource.indicator)
-        requested = list(dict.fromkeys(scope_to_list(self.request.payload.scope) or []))
+        # RFC 6749 section 3.3: scopes are separated by single spaces (Logto splits on " " too).
+        requested = list(dict.fromkeys(filter(None, (self.request.payload.scope or "").split(" "))))
         # Granted = requested AND held by one of the app's M2M roles; the rest is dropped silently.
         self.request.resource = resource
         self.request.granted_scopes = [scope for scope in requested if scope in held]

@@ -86,6 +86,18 @@ def test_token_lifetime_comes_from_the_resource(issuer_factory, tmp_path):
     assert default["expires_in"] == 3600
 
 
+def test_same_resource_twice_is_one_resource(issuer):
+    response = requests.post(issuer.token_url, auth=STATS_WORKER, timeout=10, data=[
+        ("grant_type", "client_credentials"), ("resource", SHOPPING), ("resource", SHOPPING), ("scope", "read:orders")])
+    assert response.status_code == 200
+    assert issuer.verify(response.json()["access_token"]).claims["aud"] == SHOPPING
+
+
+def test_scopes_are_separated_by_spaces_only(issuer):
+    body = issuer.token_response(STATS_WORKER, SHOPPING, "read:orders\tread:products  read:products").json()
+    assert body["scope"] == "read:products"  # "read:orders\tread:products" is one (unknown) scope
+
+
 def test_client_secret_post_gives_the_same_token(issuer):
     response = requests.post(issuer.token_url, timeout=10, data={
         "grant_type": "client_credentials", "resource": SHOPPING, "scope": "read:orders",
@@ -120,6 +132,9 @@ BAD_REQUESTS = [
     ("two resources", b"grant_type=client_credentials&resource=https://shopping.api"
      b"&resource=https://default.logto.app/api", "application/x-www-form-urlencoded",
      STATS_WORKER, 400, "invalid_target", "only a single resource indicator value is supported for this grant type"),
+    ("two resources, one unknown", b"grant_type=client_credentials&resource=https://shopping.api"
+     b"&resource=https://unknown.api", "application/x-www-form-urlencoded",
+     STATS_WORKER, 400, "invalid_target", "resource indicator is missing, or unknown"),
     ("trailing slash is another resource", b"grant_type=client_credentials&resource=https://shopping.api/",
      "application/x-www-form-urlencoded", STATS_WORKER, 400, "invalid_target",
      "resource indicator is missing, or unknown"),
