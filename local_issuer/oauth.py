@@ -144,7 +144,7 @@ class TokenRequest(OAuth2Request):
         self.refresh_token = None
         self.credential = None
         self._scope = None
-        self.has_basic_header = bool(request.headers.get("Authorization"))
+        self.has_authorization_header = bool(request.headers.get("Authorization"))
         self.payload = BodyPayload(MultiDict())
         self.basic_credentials: tuple[str, str] | None = None
 
@@ -306,7 +306,7 @@ class LocalAuthorizationServer(AuthorizationServer):
     def handle_error_response(self, request, error: OAuth2Error):
         status = error.status_code or 400
         headers = dict(TOKEN_HEADERS)
-        if error.error == "invalid_client" and status == 401 and getattr(request, "has_basic_header", False):
+        if error.error == "invalid_client" and status == 401 and getattr(request, "has_authorization_header", False):
             # RFC 6749 section 5.2: 401 with the scheme the client tried; realm as Logto sends it.
             headers["WWW-Authenticate"] = (f'Basic realm="{self.issuer}", error="invalid_client", '
                                            f'error_description="{error.get_error_description()}"')
