@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +10,7 @@ from flask import Flask
 from logto_m2m.settings import ENV_FILE, SettingsError, load_settings
 
 from .config import ApiSettings
+from .startup import exit_for_bad_setting
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -29,10 +29,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     except SettingsError as exc:
         if test_config is not None:
             raise
-        # Started by gunicorn or the flask CLI: one line, no traceback. Exit code 3 is gunicorn's
-        # WORKER_BOOT_ERROR, on which the arbiter halts instead of respawning workers forever.
-        print(f"shopping-api: bad setting: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        # Started by gunicorn or the flask CLI: one line, no traceback, no respawn loop.
+        exit_for_bad_setting(str(exc))
     app.config.from_mapping(SETTINGS=settings)
     app.config.update(config)
 

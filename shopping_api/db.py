@@ -8,6 +8,7 @@ never has to upgrade a read lock, which SQLite would refuse at once with "databa
 
 from __future__ import annotations
 
+import logging
 import weakref
 from pathlib import Path
 
@@ -16,9 +17,13 @@ from flask import Flask, current_app, g
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from .errors import error_response
 from .models import Base
+
+log = logging.getLogger(__name__)
 
 #: Seconds a SQLite writer waits for the lock before giving up (answered as 503, never 500).
 SQLITE_BUSY_TIMEOUT = 15
@@ -79,6 +84,12 @@ def close_session(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+def unavailable_reason(exc: OperationalError) -> str:
+    """The driver's first line (e.g. "connection refused"), which names no password."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def create_schema(engine: Engine) -> None:
     """Create missing tables and indexes; existing ones are left as they are."""
     Base.metadata.create_all(engine)
@@ -95,8 +106,19 @@ def ping() -> None:
 def init_db_command() -> None:
     """Create the database schema (safe to run again)."""
     engine = get_engine()
-    create_schema(engine)
+    try:
+        create_schema(engine)
+    except OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {unavailable_reason(exc)}") from None
     click.echo(f"schema ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+def _database_unavailable(exc: OperationalError):
+    # Connection lost, server down, or SQLite still locked after the busy timeout: worth a retry.
+    # Only the class is logged: the message can carry connection details.
+    log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+    return error_response(503, "temporarily_unavailable", "the database is unavailable; retry shortly",
+                          headers={"Retry-After": "1"})
 
 
 def init_app(app: Flask) -> None:
@@ -104,4 +126,5 @@ def init_app(app: Flask) -> None:
     # Close pooled connections when the app goes away (tests build many apps in one process).
     weakref.finalize(app, engine.dispose)
     app.teardown_appcontext(close_session)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.cli.add_command(init_db_command)

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 
-from .db import create_schema, get_engine
+from .db import create_schema, get_engine, unavailable_reason
 from .models import Order, OrderItem, Product
 from .orders import day_bounds
 from .schemas import time_zone_names
@@ -154,8 +155,11 @@ def _time_zone(_ctx, _param, value: str) -> str:
 def seed_command(products, orders, day, tz, customers, random_seed) -> None:
     """Fill the database with a sample catalog and ORDERS orders spread over one day."""
     day = day.date() if day else datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
-    result = seed(get_engine(), products=products, orders=orders, day=day, tz=tz,
-                  customers=customers, random_seed=random_seed)
+    try:
+        result = seed(get_engine(), products=products, orders=orders, day=day, tz=tz,
+                      customers=customers, random_seed=random_seed)
+    except OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {unavailable_reason(exc)}") from None
     click.echo(f"seeded {day} ({tz}): {result.orders:,} orders with {result.items:,} items; "
                f"products: {result.products_created:,} created, {result.products_total:,} in the "
                f"seed catalog; {customers:,} customers; took {result.seconds:.1f} s")

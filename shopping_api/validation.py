@@ -133,4 +133,5 @@ def operation_of(view: Callable) -> Operation | None:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_CONTENT_LENGTH)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is "no limit"
+        app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
