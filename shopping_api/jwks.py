@@ -55,9 +55,13 @@ class KeyStore:
         if now - self._fetched_at >= self.ttl and now - self._attempted_at >= self.cooldown:
             keys = self._refresh(now, "cache expired" if keys else "first use")
         key = keys.get(kid)
-        if key is None and now - self._attempted_at >= self.cooldown:
-            keys = self._refresh(now, "unknown kid")
-            key = keys.get(kid)
+        if key is None:
+            if now - self._attempted_at >= self.cooldown:
+                self._refresh(now, "unknown kid")
+            else:
+                with self._lock:  # a fetch may be in flight (first use, rotation): wait for it
+                    pass
+            key = self._keys.get(kid)
         return key
 
     def has(self, kid: str) -> bool:

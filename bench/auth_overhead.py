@@ -1,0 +1,174 @@
+"""What does the token check cost? Requests/s of GET /products with a valid token, against the
+same view served without the check, both under gunicorn, in one run on this machine.
+
+    .venv/bin/python bench/auth_overhead.py [--seconds 8] [--rounds 3] [--workers 2] [--clients 4]
+
+The open variant is built here, for the benchmark only (``create_open_app``): the real app with
+the decorator peeled off the one view. No setting of the real app can switch authentication off.
+A counting JWKS server stands in for Logto, so the run also reports JWKS fetches after warm-up.
+Like a real M2M client, the load reuses one token (Logto tokens live an hour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from joserfc import jwt  # noqa: E402
+from joserfc.jwk import ECKey  # noqa: E402
+
+RESOURCE = "https://shopping.api"
+PATH = "/products?limit=20"
+
+
+def create_open_app():
+    """The real app, but GET /products without ``require_oauth`` (benchmark baseline only)."""
+    from shopping_api import create_app
+
+    app = create_app()
+    endpoint = next(rule.endpoint for rule in app.url_map.iter_rules()
+                    if rule.rule == "/products" and "GET" in rule.methods)
+    app.view_functions[endpoint] = app.view_functions[endpoint].__wrapped__
+    return app
+
+
+class CountingJwks:
+    def __init__(self, key: ECKey) -> None:
+        self.fetches = 0
+        owner = self
+        body = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                owner.fetches += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/jwk-set+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/oidc/jwks"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def client_loop(port: int, headers: dict, seconds: float, result) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    count, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        conn.request("GET", PATH, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"unexpected status {response.status}")
+        count += 1
+    result.put(count)
+
+
+def measure(port: int, headers: dict, seconds: float, clients: int) -> float:
+    result = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=client_loop, args=(port, headers, seconds, result))
+             for _ in range(clients)]
+    start = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    total = sum(result.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    return total / (time.perf_counter() - start)
+
+
+def start_gunicorn(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+                             "--log-level", "warning", app], env=env, cwd=ROOT)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"gunicorn {app} did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+
+    key = ECKey.generate_key("P-384", parameters={"alg": "ES384", "use": "sig"}, auto_kid=True)
+    jwks = CountingJwks(key)
+    issuer = "http://127.0.0.1:3001/oidc"
+    now = int(time.time())
+    token = jwt.encode({"alg": "ES384", "typ": "at+jwt", "kid": key.kid},
+                       {"jti": "bench", "sub": "bench-app", "iat": now, "exp": now + 3600,
+                        "scope": "read:products", "client_id": "bench-app", "iss": issuer, "aud": RESOURCE},
+                       key, algorithms=["ES384"])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite", "LOGTO_ISSUER": issuer,
+               "LOGTO_JWKS_URI": jwks.url, "SHOPPING_API_RESOURCE": RESOURCE, "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"], env=env, cwd=tmp,
+                       check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed", "--products", "50",
+                        "--orders", "0"], env=env, cwd=tmp, check=True, capture_output=True)
+        ports = {"protected": free_port(), "open": free_port()}
+        procs = [start_gunicorn("shopping_api:create_app()", ports["protected"], env, args.workers),
+                 start_gunicorn("bench.auth_overhead:create_open_app()", ports["open"], env, args.workers)]
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            measure(ports["protected"], headers, 1.0, args.clients)  # warm-up: each worker fetches keys once
+            measure(ports["open"], {}, 1.0, args.clients)
+            warm_fetches = jwks.fetches
+            rates: dict[str, list[float]] = {"protected": [], "open": []}
+            for _ in range(args.rounds):  # interleaved, so drift hits both sides alike
+                rates["protected"].append(measure(ports["protected"], headers, args.seconds, args.clients))
+                rates["open"].append(measure(ports["open"], {}, args.seconds, args.clients))
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
+
+    protected, open_ = statistics.median(rates["protected"]), statistics.median(rates["open"])
+    print(f"gunicorn workers: {args.workers}, client processes: {args.clients}, "
+          f"{args.rounds} rounds of {args.seconds:g} s each, median shown")
+    print(f"GET /products with token check : {protected:8.0f} req/s  {[round(r) for r in rates['protected']]}")
+    print(f"GET /products without the check: {open_:8.0f} req/s  {[round(r) for r in rates['open']]}")
+    print(f"protected / unprotected        : {protected / open_:8.2f}  (target >= 0.90)")
+    print(f"JWKS fetches during warm-up    : {warm_fetches:8d}  (one per gunicorn worker)")
+    print(f"JWKS fetches after warm-up     : {jwks.fetches - warm_fetches:8d}  (target 0)")
+
+
+if __name__ == "__main__":
+    main()
