@@ -203,7 +203,8 @@ def ps256_on_rs256_key(c: Ctx) -> str:
     # RFC 8725 section 3.1: a key is used with one algorithm; the JWK's "alg" pins it.
     pinned = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
     c.jwks.publish(c.key, pinned)
-    return sign(c.claims(), pinned, alg="PS256")
+    unpinned = RSAKey.import_key({k: v for k, v in pinned.as_dict(private=True).items() if k != "alg"})
+    return sign(c.claims(), unpinned, {"kid": pinned.kid}, alg="PS256")
 
 
 def es256_header_p384(c: Ctx) -> str:
