@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ServiceError, RuntimeError, OSError, ValueError, TokenRequestError,
             subprocess.SubprocessError) as exc:
         print(f"\nThe demo failed: {exc}", file=sys.stderr)
-        print(f"Logs: {demo.logs}", file=sys.stderr)
+        if demo.logs.is_dir():
+            print(f"Logs: {demo.logs}", file=sys.stderr)
         return 1
     return 0
 

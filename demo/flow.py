@@ -17,6 +17,7 @@ import requests
 
 from logto_m2m.http import make_session
 from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE, issuer_for
+from stats_worker.report import format_money as money
 from stats_worker.token_client import BearerAuth, TokenClient
 
 from .narration import Narrator, shorten_token
@@ -45,6 +46,8 @@ MAX_PROGRAM_LINES = 30
 LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 #: Names under the work directory that a run creates, and the next run removes first.
 RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs")
+#: Marks a directory as the demo's own, so a later run may empty it (and nothing else).
+MARKER = ".demo-workdir"
 
 
 @dataclass
@@ -71,10 +74,6 @@ def child_env(**settings: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)
     return env
-
-
-def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}"
 
 
 class Demo:
@@ -105,8 +104,12 @@ class Demo:
             self.say.exchange(response)
 
     def prepare_workdir(self) -> None:
+        if self.workdir.is_dir() and any(self.workdir.iterdir()) and not (self.workdir / MARKER).exists():
+            raise ValueError(f"{self.workdir} is not empty and was not made by the demo; "
+                             "choose another --workdir")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / ".gitignore").write_text("*\n", encoding="utf-8")
+        (self.workdir / MARKER).write_text("made by make demo; emptied by each run\n", encoding="utf-8")
+        (self.workdir / ".gitignore").write_text("*\n", encoding="utf-8")  # keep runs out of git
         for name in RUN_FILES:
             path = self.workdir / name
             if path.is_dir():

@@ -116,3 +116,14 @@ def test_a_failure_stops_what_was_started_and_says_why(tmp_path):
     assert "The demo failed: shopping API" in result.stderr
     issuer_port = service_ports(result.stdout)["local issuer"]
     assert not listening(issuer_port)
+
+
+def test_a_directory_the_demo_did_not_make_is_left_alone(tmp_path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "keep.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(tmp_path)], cwd=tmp_path,
+                            env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "is not empty and was not made by the demo" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+    assert (tmp_path / "reports" / "keep.json").read_text() == "{}"
