@@ -1,7 +1,8 @@
 """``flask --app shopping_api seed``: a sample catalog and N orders spread over one day.
 
-Built for volume (the stats worker's benchmark reads a million orders): rows are generated as
-plain tuples and written with executemany in chunks, one transaction per chunk. The same
+Built for volume (the stats worker's benchmark reads a million orders): rows are generated in
+memory and written in chunks, one transaction per chunk, with executemany (SQLite) or COPY
+(PostgreSQL). The same
 ``--random-seed`` on an empty database gives the same rows.
 """
 
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from .db import create_schema, get_engine, unavailable_reason
@@ -78,6 +79,20 @@ def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, l
     return len(new), rows
 
 
+def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+    """executemany, or on PostgreSQL ``COPY``, its bulk path (several times faster than INSERT)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    cursor = conn.connection.dbapi_connection.cursor()  # psycopg 3, inside this transaction
+    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[column] for column in columns])
+
+
 def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, customers: int,
          random_seed: int) -> SeedResult:
     started = clock.perf_counter()
@@ -119,8 +134,8 @@ def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, cust
                                "created_by": SEEDED_BY})
             next_order += 1
         with engine.begin() as conn:  # one transaction per chunk
-            conn.execute(insert(ORDERS), order_rows)
-            conn.execute(insert(ITEMS), item_rows)
+            bulk_insert(conn, ORDERS, order_rows)
+            bulk_insert(conn, ITEMS, item_rows)
         item_count += len(item_rows)
 
     if engine.dialect.name == "postgresql" and orders:
