@@ -61,9 +61,12 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> None
     sys.exit(f"{url} not ready after {timeout} s")
 
 
-def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, int]:
-    """Download every page of the day with one token and nothing else: the floor for the worker."""
-    started = time.perf_counter()
+def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, float, int]:
+    """Download every page of the day with one token and nothing else: the floor for the worker.
+
+    Returns (wall seconds, CPU seconds of this loop, orders seen).
+    """
+    started, cpu = time.perf_counter(), time.process_time()
     token = requests.post(f"{issuer}/oidc/token", auth=(APP_ID, SECRET), timeout=30, data={
         "grant_type": "client_credentials", "resource": RESOURCE, "scope": SCOPES}).json()["access_token"]
     session = requests.Session()
@@ -74,12 +77,12 @@ def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, i
         body = session.get(f"{api}/orders", params=params, timeout=60).json()
         count += len(body["orders"])
         if not body["next_cursor"]:
-            return time.perf_counter() - started, count
+            return time.perf_counter() - started, time.process_time() - cpu, count
         params["cursor"] = body["next_cursor"]
 
 
-def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, int, int]:
-    """Run ``stats-worker once``; return (wall seconds, peak RSS in KiB, exit code)."""
+def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, float, int, int]:
+    """Run ``stats-worker once``; return (wall seconds, CPU seconds, peak RSS in KiB, exit code)."""
     started = time.perf_counter()
     process = subprocess.Popen([str(BIN / "stats-worker"), "once", "--date", day], env=worker_env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -88,7 +91,7 @@ def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, int, int]:
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     sys.stdout.write(output.decode(errors="replace"))
-    return wall, usage.ru_maxrss, process.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, process.returncode
 
 
 def main() -> int:
@@ -119,29 +122,35 @@ def main() -> int:
             issuer_proc = subprocess.Popen(
                 [str(BIN / "local-issuer"), "--port", str(issuer_port), "--state-dir", str(root / "issuer")],
                 env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        api_proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{api_port}", "--workers",
-             str(args.api_workers), "--timeout", "120", "shopping_api:create_app()"],
-            env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        api_log = root / "api.log"
+        with open(api_log, "wb") as log:
+            api_proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{api_port}", "--workers",
+                 str(args.api_workers), "--timeout", "120", "shopping_api:create_app()"],
+                env=api_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_ready(f"{issuer}/oidc/.well-known/openid-configuration", issuer_proc)
             wait_ready(f"{api}/healthz", api_proc)
 
-            bare_seconds, bare_count = bare_loop(api, issuer, day, args.page_size)
+            bare_seconds, bare_cpu, bare_count = bare_loop(api, issuer, day, args.page_size)
             print(f"bare download loop: {bare_count:,} orders in {bare_seconds:.1f} s", flush=True)
 
             tokens_before = issuer_log.read_text().count('"POST /oidc/token"')
             worker_env = env(LOGTO_ENDPOINT=issuer, LOGTO_APP_ID=APP_ID, LOGTO_APP_SECRET=SECRET,
                              SHOPPING_API_URL=api, REPORTS_DIR=str(root / "reports"),
                              STATS_PAGE_SIZE=str(args.page_size))
-            wall, peak_kib, code = run_worker(worker_env, day)
+            wall, cpu, peak_kib, code = run_worker(worker_env, day)
             time.sleep(0.5)  # let the issuer flush its access log
             token_requests = issuer_log.read_text().count('"POST /oidc/token"') - tokens_before
             report = json.loads((root / "reports" / f"{day}.json").read_text()) if code == 0 else {}
+        except BaseException:
+            print(f"--- shopping API log:\n{api_log.read_text()[-3000:]}", file=sys.stderr)
+            raise
         finally:
             for process in (api_proc, issuer_proc):
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(30)
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    process.wait(30)
 
     if code != 0:
         print(f"stats-worker exited with {code}")
@@ -149,9 +158,11 @@ def main() -> int:
     orders = report["orders"]
     ratio = wall / bare_seconds
     print()
+    print(f"machine                {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"orders reported        {orders:,} ({report['customers']:,} customers)")
     print(f"worker wall time       {wall:.1f} s   (target < 60 s)")
     print(f"orders per second      {orders / wall:,.0f}")
+    print(f"worker CPU time        {cpu:.1f} s   (bare loop: {bare_cpu:.1f} s)")
     print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target < 150 MB)")
     print(f"token requests         {token_requests}   (target 1)")
     print(f"bare loop wall time    {bare_seconds:.1f} s")

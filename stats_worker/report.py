@@ -50,56 +50,68 @@ class DailyReport:
         self.day = day
         self.tz = tz
         self.customers = customers if customers is not None else CustomerTally()
-        self.orders = 0
-        self.units = 0
         # currency -> [orders, revenue, units]
         self.by_currency: dict[str, list[int]] = {}
-        # (product id, currency) -> [sku, name, units, revenue]
-        self.products: dict[tuple[int, str], list[Any]] = {}
+        # currency -> product id -> [sku, name, units, revenue]
+        self.products: dict[str, dict[int, list[Any]]] = {}
         self.per_hour: dict[dt.datetime, int] = {hour: 0 for hour in hours_of_day(day, tz)}
         self._hours: dict[str, dt.datetime] = {}
         self.custom_data_sync: dict[str, int] | None = None
 
     def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> None:
-        for order in orders:
-            try:
-                self._add(order)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                order_id = order.get("id") if isinstance(order, Mapping) else None
-                raise ReportError(f"order {order_id!r} from the API is malformed "
-                                  f"({type(exc).__name__}: {exc})") from None
+        """Tally one page of orders.
 
-    def _add(self, order: Mapping[str, Any]) -> None:
-        # The hot loop of the worker (a million orders a day): plain dict and list operations.
-        currency, total, customer_id = order["currency"], order["total"], order["customer_id"]
-        if type(total) is not int or not isinstance(currency, str) or not isinstance(customer_id, str):
-            raise TypeError("total must be an integer, currency and customer_id strings")
-        units = 0
-        products = self.products
-        for item in order["items"]:
-            quantity, unit_price, product_id = item["quantity"], item["unit_price"], item["product_id"]
-            if type(quantity) is not int or type(unit_price) is not int or type(product_id) is not int:
-                raise TypeError("product_id, quantity and unit_price must be integers")
-            units += quantity
-            product = products.get((product_id, currency))
-            if product is None:
-                products[(product_id, currency)] = [item["sku"], item["name"], quantity, quantity * unit_price]
-            else:
-                product[0], product[1] = item["sku"], item["name"]  # latest name of the day
-                product[2] += quantity
-                product[3] += quantity * unit_price
-        hour = self._hour_of(order["created_at"])
-        self.per_hour[hour] = self.per_hour.get(hour, 0) + 1
-        self.customers.add(customer_id, currency, total, units)
-        figures = self.by_currency.get(currency)
-        if figures is None:
-            self.by_currency[currency] = [1, total, units]
-        else:
-            figures[0] += 1
-            figures[1] += total
-            figures[2] += units
-        self.orders += 1
-        self.units += units
+        This is the worker's hot loop (a million orders a day), so it is one function working on
+        local names: plain dict and list operations, no call per item.
+        """
+        shelves, by_currency, per_hour = self.products, self.by_currency, self.per_hour
+        hour_of, tally = self._hour_of, self.customers.add
+        order: Any = None
+        try:
+            for order in orders:
+                currency, total, customer_id = order["currency"], order["total"], order["customer_id"]
+                if type(total) is not int or type(currency) is not str or type(customer_id) is not str:
+                    raise TypeError("total must be an integer, currency and customer_id strings")
+                shelf = shelves.get(currency)
+                if shelf is None:
+                    shelf = shelves[currency] = {}
+                units = 0
+                for item in order["items"]:
+                    quantity, unit_price = item["quantity"], item["unit_price"]
+                    if type(quantity) is not int or type(unit_price) is not int:
+                        raise TypeError("quantity and unit_price must be integers")
+                    units += quantity
+                    product = shelf.get(item["product_id"])
+                    if product is None:
+                        if type(item["product_id"]) is not int:
+                            raise TypeError("product_id must be an integer")
+                        # sku and name as first seen that day
+                        shelf[item["product_id"]] = [item["sku"], item["name"], quantity, quantity * unit_price]
+                    else:
+                        product[2] += quantity
+                        product[3] += quantity * unit_price
+                hour = hour_of(order["created_at"])
+                per_hour[hour] = per_hour.get(hour, 0) + 1
+                tally(customer_id, currency, total, units)
+                figures = by_currency.get(currency)
+                if figures is None:
+                    by_currency[currency] = [1, total, units]
+                else:
+                    figures[0] += 1
+                    figures[1] += total
+                    figures[2] += units
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            order_id = order.get("id") if isinstance(order, Mapping) else None
+            raise ReportError(f"order {order_id!r} from the API is malformed "
+                              f"({type(exc).__name__}: {exc})") from None
+
+    @property
+    def orders(self) -> int:
+        return sum(figures[0] for figures in self.by_currency.values())
+
+    @property
+    def units(self) -> int:
+        return sum(figures[2] for figures in self.by_currency.values())
 
     def _hour_of(self, created_at: str) -> dt.datetime:
         """Start of the local hour ``created_at`` falls in, as a UTC datetime.
@@ -121,20 +133,19 @@ class DailyReport:
         return hour
 
     def top_by_revenue(self) -> dict[str, list[dict[str, Any]]]:
-        ranked: dict[str, list[dict[str, Any]]] = {}
-        for (product_id, currency), (sku, name, units, revenue) in sorted(
-                self.products.items(), key=lambda kv: (-kv[1][3], kv[0][0])):
-            entries = ranked.setdefault(currency, [])
-            if len(entries) < TOP_N:
-                entries.append({"product_id": product_id, "sku": sku, "name": name,
-                                "units": units, "revenue": revenue})
-        return dict(sorted(ranked.items()))
+        ranked = {}
+        for currency, shelf in sorted(self.products.items()):
+            best = sorted(shelf.items(), key=lambda kv: (-kv[1][3], kv[0]))[:TOP_N]
+            ranked[currency] = [{"product_id": product_id, "sku": sku, "name": name, "units": units,
+                                 "revenue": revenue} for product_id, (sku, name, units, revenue) in best]
+        return ranked
 
     def top_by_units(self) -> list[dict[str, Any]]:
         units: dict[int, list[Any]] = {}
-        for (product_id, _currency), (sku, name, sold, _revenue) in sorted(self.products.items()):
-            entry = units.setdefault(product_id, [sku, name, 0])
-            entry[2] += sold
+        for _currency, shelf in sorted(self.products.items()):
+            for product_id, (sku, name, sold, _revenue) in shelf.items():
+                entry = units.setdefault(product_id, [sku, name, 0])
+                entry[2] += sold
         ranked = sorted(units.items(), key=lambda kv: (-kv[1][2], kv[0]))[:TOP_N]
         return [{"product_id": pid, "sku": sku, "name": name, "units": sold}
                 for pid, (sku, name, sold) in ranked]
