@@ -42,8 +42,11 @@ def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds")
+def order_json(id_: int, customer_id: str, currency: str, total: int, created_at: datetime,
+               created_by: str, items: list[dict]) -> dict:
+    return {"id": id_, "customer_id": customer_id, "currency": currency, "total": total,
+            "created_at": created_at.isoformat(timespec="microseconds"), "created_by": created_by,
+            "items": items}
 
 
 @bp.get("/orders")
@@ -87,10 +90,7 @@ def list_orders(query: OrderListQuery):
             items[order_id].append({"product_id": product_id, "sku": sku, "name": name,
                                     "quantity": quantity, "unit_price": unit_price})
 
-    orders = [{"id": id_, "customer_id": customer_id, "currency": currency, "total": total,
-               "created_at": created_at.isoformat(timespec="microseconds"),
-               "created_by": created_by, "items": items[id_]}
-              for id_, customer_id, currency, total, created_at, created_by in rows]
+    orders = [order_json(*row, items[row[0]]) for row in rows]
     next_cursor = None
     if more:
         last = rows[-1]
@@ -130,9 +130,7 @@ def create_order(body: OrderCreate):
     order.total = sum(item.quantity * item.unit_price for item in order.items)
     session.add(order)
     session.commit()  # the order and all its lines, or nothing
-    return {"id": order.id, "customer_id": order.customer_id, "currency": order.currency,
-            "total": order.total, "created_at": timestamp(order.created_at),
-            "created_by": order.created_by,
-            "items": [{"product_id": item.product_id, "sku": item.sku, "name": item.name,
-                       "quantity": item.quantity, "unit_price": item.unit_price}
-                      for item in order.items]}, 201
+    lines = [{"product_id": item.product_id, "sku": item.sku, "name": item.name,
+              "quantity": item.quantity, "unit_price": item.unit_price} for item in order.items]
+    return order_json(order.id, order.customer_id, order.currency, order.total, order.created_at,
+                      order.created_by, lines), 201

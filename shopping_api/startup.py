@@ -27,8 +27,11 @@ MARKER_FRESH_SECONDS = 60
 def exit_for_bad_setting(problem: str) -> NoReturn:
     """Print one line naming the bad setting and exit so that nothing restarts us."""
     worker = _gunicorn_worker()
-    if worker is not None and not _elected(_marker()):
-        _wait_to_be_stopped(worker, _marker())  # the elected worker says it, once
+    if worker is not None:
+        if not worker.alive:  # the arbiter is halting already (a sibling reported the error)
+            os._exit(0)
+        if worker.cfg.workers > 1 and not _elected(_marker()):
+            _wait_to_be_stopped(worker, _marker())  # the elected worker says it, once
     print(f"shopping-api: bad setting: {problem}", file=sys.stderr, flush=True)
     raise SystemExit(BOOT_ERROR)
 
@@ -64,8 +67,9 @@ def _elected(marker: Path) -> bool:
 
 
 def _wait_to_be_stopped(worker, marker: Path) -> NoReturn:
-    # gunicorn's own signal handler clears ``alive`` when the arbiter tells the worker to stop
-    # (possibly before we got here, while the app was still importing).
+    # gunicorn's own signal handler clears ``alive`` when the arbiter tells the workers to stop.
+    # By then every sibling has been told too, and one still importing checks ``alive`` before
+    # the election, so removing the marker cannot elect a second worker.
     deadline = time.monotonic() + WAIT_FOR_HALT_SECONDS
     while worker.alive and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(-(2**70), 2**70)
