@@ -54,10 +54,13 @@ class ApiSettings(ProjectSettings):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            backend = make_url(value).get_backend_name()
+            url = make_url(value)
         except ArgumentError:
             raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://user@host/db") from None
-        if backend not in ("sqlite", "postgresql"):
+        # psycopg 3 is the PostgreSQL driver we ship; accept the common driverless spellings too.
+        if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
+            return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if url.drivername not in ("sqlite", "sqlite+pysqlite"):
             raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
         return value
 

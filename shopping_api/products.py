@@ -81,11 +81,12 @@ def sku_taken(sku: str):
 def save(product: Product) -> None:
     """Commit, turning a SKU clash into 409 and a lost race into 412."""
     session = get_session()
+    sku = product.sku  # read now: a rollback reloads the stored values
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        sku_taken(product.sku)
+        sku_taken(sku)
     except StaleDataError:
         session.rollback()
         stale(load_product(product.id))

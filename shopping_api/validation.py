@@ -109,11 +109,11 @@ def operation(summary: str, **spec) -> Callable:
             if op.path is not None:
                 kwargs["path"] = parse_path(op.path, view_args)
             # Routes without query parameters still refuse unknown ones: a typo is never ignored.
-            kwargs["query"] = parse_query(op.query or Query)
+            query = parse_query(op.query or Query)
+            if op.query is not None:
+                kwargs["query"] = query
             if op.body is not None:
                 kwargs["body"] = parse_body(op.body)
-            if op.query is None:
-                del kwargs["query"]
             return view(**kwargs)
 
         wrapper.operation = op

@@ -100,7 +100,7 @@ def test_sku_is_unique(client, auth, new_product):
     other = new_product(sku="DUP-2")
     renamed = client.patch(f"/products/{other['id']}", json={"sku": "DUP-1"},
                            headers={**auth, "If-Match": '"1"'})
-    assert renamed.status_code == 409
+    assert renamed.status_code == 409 and "DUP-1" in renamed.json["error_description"]
     # The failed write rolled back: the product is unchanged and still writable.
     assert client.get(f"/products/{other['id']}", headers=auth).json["sku"] == "DUP-2"
     assert client.get(f"/products/{first['id']}", headers=auth).status_code == 200
