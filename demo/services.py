@@ -97,11 +97,17 @@ class Services:
         return service
 
     def stop_all(self) -> dict[str, int | None]:
-        statuses = {}
-        while self.started:
-            service = self.started.pop()
-            statuses[service.name] = service.stop()
-        return statuses
+        # A second Ctrl-C must not cut the clean-up short and leave a server running; each stop
+        # is bounded anyway (SIGKILL after STOP_TIMEOUT).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            statuses = {}
+            while self.started:
+                service = self.started.pop()
+                statuses[service.name] = service.stop()
+            return statuses
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def __enter__(self) -> "Services":
         return self
