@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -29,6 +31,23 @@ def yesterday(tz: dt.tzinfo, now: dt.datetime | None = None) -> dt.date:
     """The calendar day before today in ``tz``."""
     now = now or dt.datetime.now(dt.UTC)
     return now.astimezone(tz).date() - dt.timedelta(days=1)
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector while a day is tallied.
+
+    Pages and tallies hold no reference cycles, so reference counting frees everything; the
+    cyclic collector would only rescan the day's growing tallies over and over (about a fifth of
+    the worker's CPU time on a million orders).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class ReportJob:
@@ -64,8 +83,9 @@ class ReportJob:
         log.info("building the report for %s (%s)", day, settings.stats_timezone)
         with CustomerTally() as customers:
             report = DailyReport(day, settings.timezone, customers)
-            for page in read_ahead(self.api.iter_order_pages(day, settings.stats_timezone)):
-                report.add_orders(page)
+            with cyclic_gc_paused():
+                for page in read_ahead(self.api.iter_order_pages(day, settings.stats_timezone)):
+                    report.add_orders(page)
             if self.custom_data is not None:
                 report.custom_data_sync = self.custom_data.sync(day, customers)
             content = report.as_dict()

@@ -54,8 +54,10 @@ class DailyReport:
         self.by_currency: dict[str, list[int]] = {}
         # currency -> product id -> [sku, name, units, revenue]
         self.products: dict[str, dict[int, list[Any]]] = {}
-        self.per_hour: dict[dt.datetime, int] = {hour: 0 for hour in hours_of_day(day, tz)}
-        self._hours: dict[str, dt.datetime] = {}
+        # Orders are counted per minute of created_at (with its offset) and folded into local
+        # hours at the end: one dict update per order, and each distinct minute parsed once.
+        self._per_minute: dict[str, int] = {}
+        self._hour_of_minute: dict[str, dt.datetime] = {}
         self.custom_data_sync: dict[str, int] | None = None
 
     def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> None:
@@ -64,8 +66,8 @@ class DailyReport:
         This is the worker's hot loop (a million orders a day), so it is one function working on
         local names: plain dict and list operations, no call per item.
         """
-        shelves, by_currency, per_hour = self.products, self.by_currency, self.per_hour
-        hour_of, tally = self._hour_of, self.customers.add
+        shelves, by_currency, per_minute = self.products, self.by_currency, self._per_minute
+        tally = self.customers.add
         order: Any = None
         try:
             for order in orders:
@@ -90,8 +92,14 @@ class DailyReport:
                     else:
                         product[2] += quantity
                         product[3] += quantity * unit_price
-                hour = hour_of(order["created_at"])
-                per_hour[hour] = per_hour.get(hour, 0) + 1
+                created_at = order["created_at"]
+                minute = created_at[:16] + created_at[-6:]  # "2026-11-20T13:45" + "+00:00"
+                count = per_minute.get(minute)
+                if count is None:
+                    self._hour_of_minute[minute] = self._local_hour(created_at)
+                    per_minute[minute] = 1
+                else:
+                    per_minute[minute] = count + 1
                 tally(customer_id, currency, total, units)
                 figures = by_currency.get(currency)
                 if figures is None:
@@ -113,24 +121,24 @@ class DailyReport:
     def units(self) -> int:
         return sum(figures[2] for figures in self.by_currency.values())
 
-    def _hour_of(self, created_at: str) -> dt.datetime:
+    def _local_hour(self, created_at: str) -> dt.datetime:
         """Start of the local hour ``created_at`` falls in, as a UTC datetime.
 
-        Keyed in UTC because the two local 01:00 hours of a DST fall-back day compare equal as
-        local times. Memoised per minute and offset (every zone's hours start on a whole minute),
-        which takes date parsing out of the per-order cost.
+        Kept in UTC because the two local 01:00 hours of a DST fall-back day compare equal as
+        local times. Every zone's hours start on a whole minute, so the minute decides the hour.
         """
-        key = created_at[:16] + created_at[-6:]
-        hour = self._hours.get(key)
-        if hour is None:
-            created = dt.datetime.fromisoformat(created_at)
-            if created.tzinfo is None:
-                raise ValueError("created_at has no UTC offset")
-            hour = created.astimezone(self.tz).replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-            if len(self._hours) > 100_000:  # a day has 1,440 minutes; stay bounded whatever arrives
-                self._hours.clear()
-            self._hours[key] = hour
-        return hour
+        created = dt.datetime.fromisoformat(created_at)
+        if created.tzinfo is None:
+            raise ValueError("created_at has no UTC offset")
+        return created.astimezone(self.tz).replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+    def per_hour(self) -> dict[dt.datetime, int]:
+        """Orders per local hour (UTC start of the hour -> count), every hour of the day present."""
+        hours = dict.fromkeys(hours_of_day(self.day, self.tz), 0)
+        for minute, count in self._per_minute.items():
+            hour = self._hour_of_minute[minute]
+            hours[hour] = hours.get(hour, 0) + count
+        return hours
 
     def top_by_revenue(self) -> dict[str, list[dict[str, Any]]]:
         ranked = {}
@@ -167,7 +175,7 @@ class DailyReport:
             "top_products_by_revenue": self.top_by_revenue(),
             "top_products_by_units": self.top_by_units(),
             "orders_per_hour": [{"hour": hour.astimezone(self.tz).isoformat(), "orders": count}
-                                for hour, count in sorted(self.per_hour.items())],
+                                for hour, count in sorted(self.per_hour().items())],
             "custom_data_sync": self.custom_data_sync,
         }
 
