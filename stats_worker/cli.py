@@ -1,7 +1,7 @@
 """``stats-worker``: run the daily report on a schedule, once, or for a range of past days.
 
 Exit codes: 0 done; 1 a report failed (or some customers' custom data did not sync); 2 bad
-command line or settings.
+command line or settings; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     for day in days:
         try:
             content = job.run_day(day)
+        except KeyboardInterrupt:  # the report file is written atomically: nothing half-done remains
+            log.error("interrupted while building the report for %s; no file written", day)
+            return 130
         except JOB_ERRORS as exc:
             log.error("report for %s failed: %s", day, exc)
             status = 1

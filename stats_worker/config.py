@@ -8,12 +8,13 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from logto_m2m.logto import issuer_for
 from logto_m2m.settings import ProjectSettings
+
+from .cron import cron_trigger
 
 #: RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -105,7 +106,7 @@ class WorkerSettings(ProjectSettings):
     @classmethod
     def _cron(cls, value: str) -> str:
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"must be a 5-field crontab expression ({exc})") from None
         return value

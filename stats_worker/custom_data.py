@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 CUSTOM_DATA_KEY = "shopping"
 DEFAULT_KEEP_DAYS = 31
+#: Unknown users are named in the log up to this many per day, then counted.
+LOGGED_SKIPS = 10
 
 
 class ManagementApiDenied(Exception):
@@ -46,25 +48,35 @@ class CustomDataSync:
 
         def collect(done: Iterable[Future]) -> None:
             for future in done:
+                customer_id = pending_ids.pop(future)
                 try:
-                    counts[future.result()] += 1
+                    outcome = future.result()
                 except ManagementApiDenied as exc:
                     counts["failed"] += 1
                     if not denied:
                         log.error("%s", exc)
                     denied.append(str(exc))
+                    continue
+                counts[outcome] += 1
+                if outcome == "skipped" and counts["skipped"] <= LOGGED_SKIPS:
+                    log.info("user %s is not in Logto; skipped", customer_id)
 
+        pending_ids: dict[Future, str] = {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="custom-data") as pool:
             pending: set[Future] = set()
             for customer_id, figures in customers:
                 if denied:  # every further call would be refused the same way
                     counts["failed"] += 1
                     continue
-                pending.add(pool.submit(self._sync_one, day, customer_id, figures))
+                future = pool.submit(self._sync_one, day, customer_id, figures)
+                pending_ids[future] = customer_id
+                pending.add(future)
                 if len(pending) >= 4 * self.concurrency:  # bounded: never queue the whole day
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     collect(done)
             collect(wait(pending).done)
+        if counts["skipped"] > LOGGED_SKIPS:
+            log.info("... and %d more customers not in Logto; skipped", counts["skipped"] - LOGGED_SKIPS)
         return counts
 
     def _sync_one(self, day: dt.date, customer_id: str, figures: CustomerFigures) -> str:
@@ -83,7 +95,6 @@ class CustomDataSync:
         if response.status_code == 200:
             return "synced"
         if response.status_code == 404:
-            log.info("user %s is not in Logto; skipped", customer_id)
             return "skipped"
         if response.status_code in (401, 403):
             raise ManagementApiDenied(

@@ -19,6 +19,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from .cron import cron_trigger
 from .job import JOB_ERRORS, ReportJob, yesterday
 from .report_file import report_path
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID = "daily-report"
 MISFIRE_GRACE_SECONDS = 6 * 3600
+JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
 
 class DailyScheduler:
@@ -40,8 +42,6 @@ class DailyScheduler:
         self.scheduler = BlockingScheduler(
             timezone=self.tz,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1,
-                          "misfire_grace_time": MISFIRE_GRACE_SECONDS},
         )
 
     def report(self, day: dt.date | None = None) -> bool:
@@ -57,15 +57,21 @@ class DailyScheduler:
                 log.exception("report for %s failed unexpectedly (the scheduler keeps running)", day)
             return False
 
-    def run(self) -> int:
-        trigger = CronTrigger.from_crontab(self.settings.stats_cron, timezone=self.tz)
-        self.scheduler.add_job(self.report, trigger, id=JOB_ID, name="daily report",
-                                           replace_existing=True)
+    def schedule(self) -> CronTrigger:
+        """Add the daily job, and a catch-up run if yesterday's report is missing."""
+        trigger = cron_trigger(self.settings.stats_cron, self.tz)
+        self.scheduler.add_job(self.report, trigger, id=JOB_ID, name="daily report", replace_existing=True,
+                               **JOB_OPTIONS)
         missed = yesterday(self.tz)
         if not report_path(self.settings.reports_dir, missed).exists():
             log.info("no report for %s yet: catching up now", missed)
             self.scheduler.add_job(self.report, "date", args=[missed], id=f"catch-up-{missed}",
-                                   name=f"catch-up {missed}")
+                                   name=f"catch-up {missed}", **JOB_OPTIONS)
+        return trigger
+
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; return the exit code."""
+        trigger = self.schedule()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         next_run = trigger.get_next_fire_time(None, dt.datetime.now(self.tz))

@@ -95,6 +95,7 @@ class TokenClient:
         self._tokens: dict[tuple[str, str], _CachedToken] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        #: Token requests this client has sent (one per fetch, whatever the outcome).
         self.fetch_count = 0
 
     def __repr__(self) -> str:  # the secret stays out of reprs, and so out of tracebacks
@@ -132,7 +133,8 @@ class TokenClient:
         if scope:
             form["scope"] = scope
         started = time.monotonic()
-        self.fetch_count += 1
+        with self._locks_guard:
+            self.fetch_count += 1
         try:
             response = self._session.post(
                 self.token_endpoint, data=form,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import signal
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from logto_m2m.settings import SettingsError, load_settings
 from stats_worker.cli import main
 from stats_worker.config import WorkerSettings
 from stats_worker.job import ReportJob, yesterday
-from stats_worker.scheduler import JOB_ID, DailyScheduler
+from stats_worker.scheduler import JOB_ID, MISFIRE_GRACE_SECONDS, DailyScheduler
 from tests.support import ServerProcess, clean_env, script
 
 from .conftest import APP_ID, SECRET
@@ -112,6 +113,8 @@ def test_backfill_backwards_exits_2(env, capsys):
     ("LOGTO_APP_ID", "", "LOGTO_APP_ID:"),
     ("STATS_CRON", "5 0 * *", "STATS_CRON: must be a 5-field crontab expression"),
     ("STATS_CRON", "61 0 * * *", "STATS_CRON: must be a 5-field crontab expression"),
+    ("STATS_CRON", "0 1 1 * 1", "STATS_CRON: must be a 5-field crontab expression (restrict the day"),
+    ("STATS_CRON", "0 1 * * 8", "STATS_CRON: must be a 5-field crontab expression (day of week '8'"),
     ("STATS_TIMEZONE", "Europe/Atlantis", "STATS_TIMEZONE: must be an IANA time zone name"),
     ("STATS_TIMEZONE", "../../etc/passwd", "STATS_TIMEZONE: must be an IANA time zone name"),
     ("LOGTO_ENDPOINT", "127.0.0.1:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
@@ -213,7 +216,43 @@ def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endp
     assert len(errors) == 1 and "Management API permission 'all'" in errors[0]
 
 
-def test_scheduler_job_is_configured_and_a_failed_day_does_not_stop_it(env, shop, caplog):
+def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoint, caplog):
+    orders = make_orders(DAY, ZoneInfo("UTC"), 60, customers=15)
+    with FakeServer(OrdersApi(token_endpoint, orders)) as shop, \
+            FakeServer(ManagementApi(token_endpoint, {})) as mgmt:
+        worker_env(SHOPPING_API_URL=shop.url, REPORTS_DIR="reports")
+        job = ReportJob(load_settings(WorkerSettings, logto_management_api_resource=MGMT))
+        job.custom_data.endpoint = mgmt.url
+        with caplog.at_level(logging.INFO, logger="stats_worker"):
+            content = job.run_day(DAY)
+    assert content["custom_data_sync"] == {"synced": 0, "skipped": 15, "failed": 0}
+    assert caplog.text.count("is not in Logto; skipped") == 10
+    assert "... and 5 more customers not in Logto; skipped" in caplog.text
+    assert len(mgmt.requests) == 15  # a GET each, no PATCH for an unknown user
+
+
+def test_scheduler_job_settings_and_catch_up(env):
+    settings = load_settings(WorkerSettings, reports_dir=Path("reports"), stats_cron="15 2 * * 1-5",
+                             stats_timezone="Europe/Berlin")
+    scheduler = DailyScheduler(ReportJob(settings))
+    trigger = scheduler.schedule()
+    job = scheduler.scheduler.get_job(JOB_ID)
+    assert job.trigger is trigger and str(trigger.timezone) == "Europe/Berlin"
+    assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, MISFIRE_GRACE_SECONDS)
+    assert MISFIRE_GRACE_SECONDS >= 3600
+    fire = trigger.get_next_fire_time(None, dt.datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert fire.isoformat() == "2026-11-23T02:15:00+01:00"  # Friday noon -> Monday 02:15 (crontab 1 = Monday)
+    missed = yesterday(ZoneInfo("Europe/Berlin"))
+    assert [j.id for j in scheduler.scheduler.get_jobs()] == [JOB_ID, f"catch-up-{missed}"]
+
+    Path("reports").mkdir()
+    Path("reports", f"{missed}.json").write_text("{}")
+    again = DailyScheduler(ReportJob(settings))
+    again.schedule()
+    assert [j.id for j in again.scheduler.get_jobs()] == [JOB_ID]  # nothing to catch up
+
+
+def test_a_failed_day_does_not_stop_the_scheduler(env, shop, caplog):
     settings = load_settings(WorkerSettings, reports_dir=Path("reports"))
     scheduler = DailyScheduler(ReportJob(settings))
     good = shop.handler
@@ -253,3 +292,24 @@ def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, t
     assert not Path(values["REPORTS_DIR"]).exists() or not list(Path(values["REPORTS_DIR"]).iterdir())
     assert SECRET not in log and "tok-" not in log
     assert JOB_ID == "daily-report"
+
+
+@pytest.mark.parametrize(("expression", "fires"), [
+    # from Friday 2026-11-20 12:00 Berlin: the next five runs, as crontab(5) means them
+    ("15 2 * * 1-5", ["23T02:15", "24T02:15", "25T02:15", "26T02:15", "27T02:15"]),
+    ("0 6 * * 0", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
+    ("0 6 * * 7", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
+    ("0 6 * * sat,sun", ["21T06:00", "22T06:00", "28T06:00", "29T06:00", "05T06:00"]),
+    ("0 6 * * 5-7", ["21T06:00", "22T06:00", "27T06:00", "28T06:00", "29T06:00"]),
+    ("5 0 * * *", ["21T00:05", "22T00:05", "23T00:05", "24T00:05", "25T00:05"]),
+    ("30 23 1 * *", ["01T23:30", "01T23:30", "01T23:30", "01T23:30", "01T23:30"]),
+])
+def test_cron_follows_crontab_weekdays(expression, fires):
+    from stats_worker.cron import cron_trigger
+
+    tz = ZoneInfo("Europe/Berlin")
+    trigger, now, seen = cron_trigger(expression, tz), dt.datetime(2026, 11, 20, 12, tzinfo=tz), []
+    for _ in range(5):
+        now = trigger.get_next_fire_time(None, now + dt.timedelta(seconds=1))
+        seen.append(now.strftime("%dT%H:%M"))
+    assert seen == fires
