@@ -31,8 +31,9 @@ _END = object()
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
     """Yield ``pages`` while the next page is already being fetched in a background thread.
 
-    The API builds page N+1 while this process tallies page N, so the report's work hides behind
-    the network instead of adding to it. One page ahead only: memory stays at two pages.
+    The API builds page N+1 while this process tallies page N, so with a CPU to spare the
+    report's work hides behind the API's instead of adding to it. One page ahead only: memory
+    stays at two pages.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orders-read-ahead") as pool:
         upcoming = pool.submit(next, pages, _END)

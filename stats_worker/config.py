@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -106,9 +107,11 @@ class WorkerSettings(ProjectSettings):
     @classmethod
     def _cron(cls, value: str) -> str:
         try:
-            cron_trigger(value, "UTC")
+            trigger = cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"must be a 5-field crontab expression ({exc})") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise ValueError("never fires (no such date)")
         return value
 
     @property

@@ -114,6 +114,7 @@ def test_backfill_backwards_exits_2(env, capsys):
     ("STATS_CRON", "5 0 * *", "STATS_CRON: must be a 5-field crontab expression"),
     ("STATS_CRON", "61 0 * * *", "STATS_CRON: must be a 5-field crontab expression"),
     ("STATS_CRON", "0 1 1 * 1", "STATS_CRON: must be a 5-field crontab expression (restrict the day"),
+    ("STATS_CRON", "0 0 30 2 *", "STATS_CRON: never fires"),
     ("STATS_CRON", "0 1 * * 8", "STATS_CRON: must be a 5-field crontab expression (day of week '8'"),
     ("STATS_TIMEZONE", "Europe/Atlantis", "STATS_TIMEZONE: must be an IANA time zone name"),
     ("STATS_TIMEZONE", "../../etc/passwd", "STATS_TIMEZONE: must be an IANA time zone name"),
