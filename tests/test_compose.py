@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -250,6 +252,19 @@ def test_dockerfile_is_slim_non_root_and_caches_dependencies():
     assert cmd.startswith('CMD ["'), "exec form"
     for package in ("logto_m2m", "shopping_api", "stats_worker", "local_issuer"):
         assert f"COPY {package} ./{package}" in lines
+
+
+def test_dockerfile_installs_the_dependencies_pyproject_declares():
+    """The image's dependency layer reads pyproject.toml: run that very step here."""
+    joined = DOCKERFILE.replace("\\\n", "")
+    step = next(line for line in joined.splitlines() if "tomllib" in line)
+    code = re.search(r'python -c "(.*)" > requirements\.txt', step).group(1)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            check=True)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["postgres"]
+    assert result.stdout.split("\n")[:-1] == wanted
+    assert any(dep.startswith("psycopg") for dep in wanted)  # compose runs the API on PostgreSQL
 
 
 def test_dockerignore_keeps_secrets_and_state_out():
