@@ -12,7 +12,6 @@ import shutil
 import sys
 import textwrap
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -58,22 +57,20 @@ class Narrator:
         for name, value in rows:
             self.line(f"{name.ljust(width)}  {value}", indent=indent)
 
-    def exchange(self, response: requests.Response, *, body_fields: bool = True) -> None:
+    def exchange(self, response: requests.Response) -> None:
         """The request as sent and the response as received."""
         request = response.request
         for line in request_lines(request):
             self.line(line, indent=2)
         self.line()
-        status = HTTPStatus(response.status_code)
-        self.line(f"<- {response.status_code} {status.phrase}", indent=2)
+        self.line(f"<- {response.status_code} {response.reason}", indent=2)
         challenge = response.headers.get("WWW-Authenticate")
         if challenge:
             for line in textwrap.wrap(f"WWW-Authenticate: {challenge}", WIDTH - 3 * len(INDENT) - 3,
                                       subsequent_indent="    ", break_long_words=False):
                 self.line("   " + line, indent=2)
-        if body_fields:
-            for line in response_lines(response):
-                self.line(line, indent=3)
+        for line in response_lines(response):
+            self.line(line, indent=3)
 
     def token(self, access_token: str) -> None:
         """The JWT's header and claims, decoded (the API is the one that verifies them)."""
