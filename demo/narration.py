@@ -12,6 +12,7 @@ import shutil
 import sys
 import textwrap
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -63,7 +64,7 @@ class Narrator:
         for line in request_lines(request):
             self.line(line, indent=2)
         self.line()
-        self.line(f"<- {response.status_code} {response.reason}", indent=2)
+        self.line(f"<- {response.status_code} {reason_phrase(response)}", indent=2)
         challenge = response.headers.get("WWW-Authenticate")
         if challenge:
             for line in textwrap.wrap(f"WWW-Authenticate: {challenge}", WIDTH - 3 * len(INDENT) - 3,
@@ -106,6 +107,14 @@ def request_lines(request: requests.PreparedRequest) -> list[str]:
         else:
             lines.extend(f"   {line}" for line in textwrap.wrap(body, WIDTH - 12))
     return lines
+
+
+def reason_phrase(response: requests.Response) -> str:
+    """RFC 9110's phrase for the status (servers differ in case), else what the server sent."""
+    try:
+        return HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return response.reason or ""
 
 
 def redact_authorization(value: str) -> str:
