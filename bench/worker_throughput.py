@@ -8,6 +8,9 @@ Seeds the orders into SQLite, serves them with gunicorn behind the local issuer'
 - token requests it made (counted in the issuer's access log);
 - the ratio of its wall time to a bare loop that only downloads the same pages with one token.
 
+Bare loop and worker run alternately ``--rounds`` times and the best of each is compared, since a
+shared machine's load changes from one minute to the next.
+
 Targets: whole day < 60 s, peak RSS < 150 MB, exactly 1 token request, ratio <= 1.3.
 
     .venv/bin/python bench/worker_throughput.py [--orders 1000000] [--customers 100000]
@@ -101,6 +104,9 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="bare loop and worker runs, alternated; the best of each is compared "
+                             "(the machine may be shared)")
     args = parser.parse_args()
     day = "2026-11-20"
 
@@ -132,17 +138,24 @@ def main() -> int:
             wait_ready(f"{issuer}/oidc/.well-known/openid-configuration", issuer_proc)
             wait_ready(f"{api}/healthz", api_proc)
 
-            bare_seconds, bare_cpu, bare_count = bare_loop(api, issuer, day, args.page_size)
-            print(f"bare download loop: {bare_count:,} orders in {bare_seconds:.1f} s", flush=True)
-
-            tokens_before = issuer_log.read_text().count('"POST /oidc/token"')
             worker_env = env(LOGTO_ENDPOINT=issuer, LOGTO_APP_ID=APP_ID, LOGTO_APP_SECRET=SECRET,
                              SHOPPING_API_URL=api, REPORTS_DIR=str(root / "reports"),
                              STATS_PAGE_SIZE=str(args.page_size))
-            wall, cpu, peak_kib, code = run_worker(worker_env, day)
-            time.sleep(0.5)  # let the issuer flush its access log
-            token_requests = issuer_log.read_text().count('"POST /oidc/token"') - tokens_before
-            report = json.loads((root / "reports" / f"{day}.json").read_text()) if code == 0 else {}
+            bares, workers, reports = [], [], []
+            for round_ in range(1, args.rounds + 1):  # alternated, so both see the same machine
+                bare_seconds, bare_cpu, bare_count = bare_loop(api, issuer, day, args.page_size)
+                bares.append((bare_seconds, bare_cpu, bare_count))
+                print(f"round {round_}: bare loop {bare_count:,} orders in {bare_seconds:.1f} s", flush=True)
+                tokens_before = issuer_log.read_text().count('"POST /oidc/token"')
+                wall, cpu, peak_kib, code = run_worker(worker_env, day)
+                time.sleep(0.5)  # let the issuer flush its access log
+                token_requests = issuer_log.read_text().count('"POST /oidc/token"') - tokens_before
+                if code != 0:
+                    print(f"stats-worker exited with {code}")
+                    return 1
+                workers.append((wall, cpu, peak_kib, token_requests))
+                reports.append(json.loads((root / "reports" / f"{day}.json").read_text()))
+                print(f"round {round_}: worker {wall:.1f} s, ratio {wall / bare_seconds:.2f}", flush=True)
         except BaseException:
             print(f"--- shopping API log:\n{api_log.read_text()[-3000:]}", file=sys.stderr)
             raise
@@ -152,24 +165,33 @@ def main() -> int:
                     os.killpg(process.pid, signal.SIGTERM)
                     process.wait(30)
 
-    if code != 0:
-        print(f"stats-worker exited with {code}")
-        return 1
-    orders = report["orders"]
-    ratio = wall / bare_seconds
+    orders = reports[0]["orders"]
+    best_bare = min(bares)
+    best_worker = min(workers)
+    wall, cpu = best_worker[0], best_worker[1]
+    peak_kib = max(w[2] for w in workers)
+    tokens = [w[3] for w in workers]
+    ratio = wall / best_bare[0]
     print()
     print(f"machine                {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"orders reported        {orders:,} ({report['customers']:,} customers)")
-    print(f"worker wall time       {wall:.1f} s   (target < 60 s)")
+    print(f"rounds                 {args.rounds} (best of each below)")
+    print(f"orders reported        {orders:,} ({reports[0]['customers']:,} customers)")
+    print(f"worker wall time       {wall:.1f} s   (target < 60 s; all: {_seconds(w[0] for w in workers)})")
     print(f"orders per second      {orders / wall:,.0f}")
-    print(f"worker CPU time        {cpu:.1f} s   (bare loop: {bare_cpu:.1f} s)")
-    print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target < 150 MB)")
-    print(f"token requests         {token_requests}   (target 1)")
-    print(f"bare loop wall time    {bare_seconds:.1f} s")
+    print(f"worker CPU time        {cpu:.1f} s   (bare loop: {best_bare[1]:.1f} s)")
+    print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target < 150 MB; highest of all rounds)")
+    print(f"token requests         {', '.join(map(str, tokens))}   (target 1 per run)")
+    print(f"bare loop wall time    {best_bare[0]:.1f} s   (all: {_seconds(b[0] for b in bares)})")
     print(f"worker / bare loop     {ratio:.2f}   (target <= 1.3)")
-    ok = wall < 60 and peak_kib < 150 * 1024 and token_requests == 1 and ratio <= 1.3 and orders == bare_count
+    identical = all(report == reports[0] for report in reports)
+    ok = (wall < 60 and peak_kib < 150 * 1024 and set(tokens) == {1} and ratio <= 1.3
+          and orders == best_bare[2] and identical)
     print("all targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
+
+
+def _seconds(values) -> str:
+    return ", ".join(f"{value:.1f}" for value in values)
 
 
 if __name__ == "__main__":
