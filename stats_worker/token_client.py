@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Never reuse a token closer than this to its expiry (capped at 10% of its lifetime), so a request
 #: sent with it does not arrive after it expired.
 EARLY_REFRESH_SECONDS = 60.0
+#: Lifetime assumed when a token response has no ``expires_in``.
+DEFAULT_LIFETIME_SECONDS = 300
 
 #: What to do about each error Logto's token endpoint returns (logto-facts.md, "Token endpoint errors").
 FIXES = {
@@ -146,13 +148,16 @@ class TokenClient:
         body = _json_object(response)
         if response.status_code != 200:
             raise _error_from(response.status_code, body, self.token_endpoint, resource)
-        token, expires_in = body.get("access_token"), body.get("expires_in")
+        token = body.get("access_token")
+        # RFC 6749 section 5.1: expires_in is only RECOMMENDED (Logto always sends it); without
+        # it, assume a short life and let a 401 trigger the next fetch.
+        expires_in = body.get("expires_in", DEFAULT_LIFETIME_SECONDS)
         if (not isinstance(token, str) or not token
-                or str(body.get("token_type", "")).lower() != "bearer"
-                or not isinstance(expires_in, (int, float)) or expires_in <= 0):
+                or str(body.get("token_type", "")).lower() != "bearer"  # case-insensitive, 7.1
+                or type(expires_in) not in (int, float) or expires_in <= 0):
             raise TokenRequestError(
                 f"the token endpoint {self.token_endpoint} returned 200 without a usable bearer "
-                "token (access_token, token_type Bearer, expires_in); is LOGTO_ENDPOINT a Logto server?",
+                "token (access_token, token_type Bearer, a positive expires_in); is LOGTO_ENDPOINT a Logto server?",
                 status=200)
         _check_granted(resource, scope, body.get("scope"))
         early = min(EARLY_REFRESH_SECONDS, 0.1 * expires_in)

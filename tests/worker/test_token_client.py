@@ -121,6 +121,27 @@ def test_refusals_carry_logto_error_and_the_fix(logto, app_id, secret, resource,
     assert len(token_requests(logto)) == 1  # a refusal is not retried
 
 
+@pytest.mark.parametrize("body", [
+    {"access_token": "t", "token_type": "mac", "expires_in": 3600},
+    {"access_token": "", "token_type": "Bearer", "expires_in": 3600},
+    {"token_type": "Bearer", "expires_in": 3600},
+    {"access_token": "t", "token_type": "Bearer", "expires_in": "3600"},
+    {"access_token": "t", "token_type": "Bearer", "expires_in": 0},
+    ["not", "an", "object"],
+])
+def test_unusable_token_responses_are_clear_errors(token_endpoint, token_client, body):
+    token_endpoint.faults.append(Reply(200, body))
+    with pytest.raises(TokenRequestError, match="without a usable bearer token"):
+        token_client.get_token(SHOP, SCOPES)
+
+
+def test_token_without_expires_in_is_kept_a_short_while(token_endpoint, token_client):
+    token_endpoint.faults.append(Reply(200, {"access_token": "t", "token_type": "bearer",
+                                             "scope": "read:orders read:products"}))
+    assert token_client.get_token(SHOP, SCOPES) == "t"
+    assert token_client.get_token(SHOP, SCOPES) == "t"  # cached: no second request
+
+
 def test_503_is_retried_then_succeeds(logto, token_endpoint, token_client):
     token_endpoint.faults.extend([Reply(503, b"busy"), Reply(503, b"busy")])
     assert token_client.get_token(SHOP, SCOPES).startswith("tok-")
