@@ -221,7 +221,8 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
             raise self._reject("typ", "the token is not an access token (typ must be at+jwt)")
-        if header.get("alg") not in self.algorithms:
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
             raise self._reject("alg", "the access token's signing algorithm is not accepted")
         if KEY_SOURCE_HEADERS & header.keys():
             raise self._reject("key header", "the access token names its own key; only the issuer's JWKS is trusted")

@@ -53,7 +53,9 @@ class KeyStore:
         now = self.clock()
         keys = self._keys
         if now - self._fetched_at >= self.ttl and now - self._attempted_at >= self.cooldown:
-            keys = self._refresh(now, "cache expired" if keys else "first use")
+            # With keys in hand, an expired cache is refreshed by one thread while the others go
+            # on with the current keys; with none yet, everyone waits for the first fetch.
+            keys = self._refresh(now, "cache expired" if keys else "first use", wait=not keys)
         key = keys.get(kid)
         if key is None:
             if now - self._attempted_at >= self.cooldown:
@@ -68,8 +70,10 @@ class KeyStore:
         """Whether ``kid`` is in the current set, without fetching (for the verified-token cache)."""
         return kid in self._keys
 
-    def _refresh(self, decided_at: float, reason: str) -> Mapping[str, Key]:
-        with self._lock:
+    def _refresh(self, decided_at: float, reason: str, *, wait: bool = True) -> Mapping[str, Key]:
+        if not self._lock.acquire(blocking=wait):
+            return self._keys  # another thread is fetching already
+        try:
             # Another thread may have fetched while this one waited for the lock.
             if self._attempted_at >= decided_at:
                 return self._keys
@@ -84,6 +88,8 @@ class KeyStore:
             self._fetched_at = self._attempted_at
             log.info("JWKS fetched (%s): %d signing key(s)", reason, len(keys))
             return keys
+        finally:
+            self._lock.release()
 
     def _fetch(self) -> Mapping[str, Key]:
         uri = self._jwks_uri or self._discover_jwks_uri()

@@ -75,6 +75,7 @@ class JwksServer:
         self.keys = list(keys)
         self.fetch_count = 0
         self.discovery_count = 0
+        self.delay = 0.0  # seconds each JWKS answer takes (a slow issuer)
         self.paths: list[str] = []
         self._server = None
         self.port = free_port()
@@ -103,6 +104,7 @@ class JwksServer:
                 owner.paths.append(self.path)
                 if self.path == "/oidc/jwks":
                     owner.fetch_count += 1
+                    time.sleep(owner.delay)
                     body = {"keys": [k.as_dict(private=False) for k in owner.keys]}
                     ctype = "application/jwk-set+json"
                 elif self.path == "/oidc/.well-known/openid-configuration":

@@ -59,6 +59,24 @@ def test_concurrent_first_use_fetches_once(jwks_server):
     assert jwks_server.fetch_count == 1
 
 
+def test_an_expired_cache_is_refreshed_without_stalling_requests(jwks_server):
+    clock = [0.0]
+    keys = KeyStore(endpoint=jwks_server.endpoint, issuer=jwks_server.issuer, jwks_uri=jwks_server.url,
+                    session=make_session(), ttl=10, cooldown=0, clock=lambda: clock[0])
+    kid = jwks_server.keys[0].kid
+    assert keys.find(kid) is not None
+    clock[0] = 11  # the cache has expired
+    jwks_server.delay = 1.5  # and the issuer has become slow
+    refresher = threading.Thread(target=keys.find, args=(kid,))
+    refresher.start()
+    time.sleep(0.3)  # the refresher is now inside the slow fetch
+    started = time.monotonic()
+    assert keys.find(kid) is not None
+    assert time.monotonic() - started < 0.5, "a request waited for someone else's JWKS refresh"
+    refresher.join()
+    assert jwks_server.fetch_count == 2
+
+
 def test_key_rotation_costs_one_refetch(api_settings, jwks_server, signing_key):
     app = build_app(api_settings, JWKS_REFETCH_COOLDOWN_SECONDS=1)
     client = app.test_client()

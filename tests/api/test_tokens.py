@@ -99,6 +99,7 @@ CASES = {
     "signature tampered": (lambda c: "Bearer " + tamper(c.make_token("read:products")), INVALID),
     "alg none": (lambda c: "Bearer " + c.raw(header_for(c, alg="none"), c.claims()), INVALID),
     "HS256 signed with the public key": (lambda c: "Bearer " + hs256_with_public_key(c), INVALID),
+    "alg not a string": (lambda c: "Bearer " + c.raw(header_for(c, alg=["ES384"]), c.claims(), b"sig"), INVALID),
     "alg outside the list (RS512)": (lambda c: "Bearer " + rs(c, "RS512"), INVALID),
     "valid ES384 Logto-shaped token": (lambda c: "Bearer " + c.make_token("read:products"), OK),
     "RS256 (allowed by default)": (lambda c: "Bearer " + rs(c, "RS256"), OK),
