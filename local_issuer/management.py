@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 
 from flask import Blueprint, current_app, g, request
 
@@ -97,9 +98,39 @@ def _custom_data_body() -> dict | None:
     if len(raw) > MAX_BODY_BYTES:
         return None
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or set(body) != {"customData"} or not isinstance(body["customData"], dict):
         return None
+    if _depth(body) > MAX_DEPTH:
+        return None
     return body["customData"]
+
+
+#: How deeply custom data may nest; far more than any real profile, far less than Python's stack.
+MAX_DEPTH = 64
+
+
+def _reject_constant(name: str) -> None:
+    # NaN and Infinity are not JSON (RFC 8259 section 6): storing them would corrupt users.json.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 overflows to inf: as unstorable as Infinity itself
+        raise ValueError("number out of range")
+    return number
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest

@@ -85,6 +85,8 @@ def _json_pairs(data: object) -> list[tuple[str, str]]:
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(item, str) for item in values):
             raise ValueError("parameter values must be strings")
+        for item in values:
+            item.encode("utf-8")  # a lone surrogate ("\ud800") raises here: not a valid parameter
         pairs.extend((name, item) for item in values if item)
     return pairs
 

@@ -143,12 +143,17 @@ def test_patch_merges_top_level_keys(issuer, mgmt_token):
 @pytest.mark.parametrize("body", [
     b"not json", b"[]", b'{"customData": []}', b'{"customData": "x"}', b'{"other": {}}',
     b'{"customData": {}, "extra": 1}', b"\xff\xfe",
+    b'{"customData": {"a": NaN}}', b'{"customData": {"a": 1e999}}', b'{"customData": {"a": -Infinity}}',
+    b'{"customData": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}",
+    b'{"customData": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
 ])
 def test_bad_patch_bodies_are_400(issuer, mgmt_token, body):
     response = requests.patch(f"{issuer.base_url}/api/users/user-dave/custom-data", data=body, timeout=10,
                               headers={"Authorization": f"Bearer {mgmt_token}", "Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["code"] == "guard.invalid_input"
+    # Nothing was stored: the user is still served as before.
+    assert _get(issuer, "/users/user-dave", mgmt_token).status_code == 200
 
 
 def test_concurrent_patches_lose_no_key(issuer, mgmt_token):
