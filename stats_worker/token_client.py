@@ -226,7 +226,12 @@ class BearerAuth(AuthBase):
         request = response.request
         if response.status_code != 401 or getattr(request, "_logto_retried", False):
             return response
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        sent = request.headers.get("Authorization", "")
+        if not sent.startswith("Bearer "):
+            # requests strips the token when a redirect leaves the origin, but keeps this hook:
+            # a 401 from that other host must not be answered with a fresh token.
+            return response
+        sent = sent.removeprefix("Bearer ")
         log.warning("%s answered 401 to a %s request; fetching a new token and retrying once",
                     _origin(request.url), request.method)
         self.client.invalidate(self.resource, self.scopes, token=sent)

@@ -209,6 +209,17 @@ def test_bearer_auth_refetches_once_after_key_rotation(logto, token_endpoint, to
     assert tokens[0] == tokens[1] != tokens[2]
 
 
+def test_a_redirect_to_another_host_never_receives_the_token(token_endpoint, token_client):
+    """requests strips the token on a cross-origin redirect; a 401 there must not bring it back."""
+    with FakeServer(lambda request: Reply(401, {"error": "invalid_token"})) as elsewhere:
+        moved = Reply(302, None, {"Location": elsewhere.url.replace("127.0.0.1", "localhost") + "/orders"})
+        with FakeServer(lambda request: moved) as shop, quick_session() as session:
+            response = session.get(shop.url + "/orders", auth=BearerAuth(token_client, SHOP, SCOPES))
+    assert response.status_code == 401
+    assert shop.requests[0].headers["authorization"].startswith("Bearer ")
+    assert elsewhere.requests and all("authorization" not in r.headers for r in elsewhere.requests)
+
+
 def test_bearer_auth_retries_only_once(token_endpoint, token_client):
     api = OrdersApi(token_endpoint, [], resource="https://other.api")  # never accepts our tokens
     with FakeServer(api) as shop, quick_session() as session:
