@@ -85,6 +85,10 @@ class CustomDataSync:
             current = self.session.get(url, auth=self.auth)
             if current.status_code == 200:
                 shopping = self._merge(current.json(), day, figures)
+                if shopping is None:
+                    log.info("user %s: %s is older than the %d days kept in custom data; not written",
+                             customer_id, day, self.keep_days)
+                    return "skipped"
                 response = self.session.patch(url, json={"customData": {CUSTOM_DATA_KEY: shopping}},
                                               auth=self.auth)
             else:
@@ -106,14 +110,18 @@ class CustomDataSync:
                     response.status_code, _code(response))
         return "failed"
 
-    def _merge(self, custom_data: object, day: dt.date, figures: CustomerFigures) -> dict:
-        """The new value of ``shopping``: this day's entry set, other keys and days kept."""
+    def _merge(self, custom_data: object, day: dt.date, figures: CustomerFigures) -> dict | None:
+        """The new value of ``shopping`` (this day's entry set, other keys and days kept), or None
+        when the day is older than the newest ``keep_days`` days and so would not be kept."""
         shopping = custom_data.get(CUSTOM_DATA_KEY) if isinstance(custom_data, dict) else None
         shopping = dict(shopping) if isinstance(shopping, dict) else {}
         days = shopping.get("days")
         days = {k: v for k, v in days.items() if _is_date(k)} if isinstance(days, dict) else {}
         days[day.isoformat()] = figures.as_dict()
-        shopping["days"] = dict(sorted(days.items())[-self.keep_days:])
+        kept = dict(sorted(days.items())[-self.keep_days:])
+        if day.isoformat() not in kept:
+            return None
+        shopping["days"] = kept
         return shopping
 
 

@@ -18,7 +18,7 @@ from .config import WorkerSettings
 from .custom_data import CustomDataSync
 from .customers import CustomerTally
 from .report import DailyReport, ReportError, summary
-from .report_file import write_report
+from .report_file import reports_lock, write_report
 from .token_client import BearerAuth, TokenClient, TokenRequestError
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,10 @@ class ReportJob:
 
     def run_day(self, day: dt.date) -> dict[str, Any]:
         """Build, sync and write the report for ``day``; return its content."""
+        with reports_lock(self.settings.reports_dir):
+            return self._run_day(day)
+
+    def _run_day(self, day: dt.date) -> dict[str, Any]:
         settings = self.settings
         log.info("building the report for %s (%s)", day, settings.stats_timezone)
         with CustomerTally() as customers:

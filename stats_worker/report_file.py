@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 #: A temporary file older than this was left by a worker that died while writing (a write takes
 #: milliseconds), so it is safe to delete.
 STALE_TEMP_SECONDS = 300
+
+
+@contextlib.contextmanager
+def reports_lock(reports_dir: Path):
+    """Hold an exclusive lock on ``reports_dir`` across processes while a day is built.
+
+    ``run``, ``once`` and ``backfill`` may run side by side; the custom-data sync reads each
+    user's data and writes it back (Logto has no conditional update), so two jobs at once could
+    overwrite each other's days. The lock is on the directory itself: no lock file to clean up,
+    and the kernel releases it if the process dies.
+    """
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(reports_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another stats-worker is writing to %s: waiting for it", reports_dir)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def report_path(reports_dir: Path, day: dt.date) -> Path:

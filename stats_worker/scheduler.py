@@ -10,9 +10,11 @@ scheduler and wait for a report in progress, so a file is never cut in half.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -28,6 +30,20 @@ log = logging.getLogger(__name__)
 JOB_ID = "daily-report"
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
+
+
+def catch_up_reason(path: Path, day: dt.date) -> str | None:
+    """Why ``day`` must be run again at start: no report, or customers whose sync failed."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no report for {day} yet"
+    except (OSError, ValueError):
+        return f"the report for {day} is unreadable"
+    sync = content.get("custom_data_sync") if isinstance(content, dict) else None
+    if isinstance(sync, dict) and isinstance(sync.get("failed"), int) and sync["failed"] > 0:
+        return f"custom data of {sync['failed']} customer(s) not synced for {day}"
+    return None
 
 
 class DailyScheduler:
@@ -63,8 +79,9 @@ class DailyScheduler:
         self.scheduler.add_job(self.report, trigger, id=JOB_ID, name="daily report", replace_existing=True,
                                **JOB_OPTIONS)
         missed = yesterday(self.tz)
-        if not report_path(self.settings.reports_dir, missed).exists():
-            log.info("no report for %s yet: catching up now", missed)
+        reason = catch_up_reason(report_path(self.settings.reports_dir, missed), missed)
+        if reason:
+            log.info("%s: catching up now", reason)
             self.scheduler.add_job(self.report, "date", args=[missed], id=f"catch-up-{missed}",
                                    name=f"catch-up {missed}", **JOB_OPTIONS)
         return trigger

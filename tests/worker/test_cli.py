@@ -203,6 +203,36 @@ def test_custom_data_sync_counts_synced_skipped_and_is_idempotent(env, token_end
     assert logto.requests[1].form["scope"] == "all"
 
 
+def test_a_day_older_than_the_kept_window_is_skipped_not_written(env, token_endpoint, logto):
+    newer = {(DAY + dt.timedelta(days=n)).isoformat(): {"orders": n} for n in range(1, 32)}
+    users = {f"user-{n}": {"shopping": {"days": dict(newer)}} for n in range(9)}
+    with FakeServer(ManagementApi(token_endpoint, users)) as mgmt:
+        env(REPORTS_DIR="reports")
+        job = ReportJob(load_settings(WorkerSettings, logto_management_api_resource=MGMT))
+        job.custom_data.endpoint = mgmt.url
+        content = job.run_day(DAY)  # 31 newer days are kept already: DAY would be dropped at once
+    assert content["custom_data_sync"] == {"synced": 0, "skipped": 9, "failed": 0}
+    assert not [r for r in mgmt.requests if r.method == "PATCH"]
+    assert all(user["shopping"]["days"] == newer for user in users.values())
+
+
+def test_jobs_on_one_reports_dir_take_turns(env, shop):
+    """``once`` beside ``run``: the second job waits for the first (the sync reads, then writes)."""
+    import threading
+
+    from stats_worker.report_file import reports_lock
+
+    env(REPORTS_DIR="reports")
+    job = ReportJob(load_settings(WorkerSettings))
+    with reports_lock(Path("reports")):  # another process's job, as far as the kernel is concerned
+        worker = threading.Thread(target=job.run_day, args=(DAY,))
+        worker.start()
+        time.sleep(0.5)
+        assert not shop.requests and not Path("reports", f"{DAY}.json").exists()
+    worker.join(30)
+    assert shop.requests and Path("reports", f"{DAY}.json").exists()
+
+
 def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endpoint, logto, caplog):
     api = ManagementApi(token_endpoint, {f"user-{n}": {} for n in range(9)})
     api.forbidden = True
@@ -251,6 +281,13 @@ def test_scheduler_job_settings_and_catch_up(env):
     again = DailyScheduler(ReportJob(settings))
     again.schedule()
     assert [j.id for j in again.scheduler.get_jobs()] == [JOB_ID]  # nothing to catch up
+
+    # A report whose custom-data sync left failures is run again at start.
+    Path("reports", f"{missed}.json").write_text(json.dumps(
+        {"custom_data_sync": {"synced": 5, "skipped": 0, "failed": 2}}))
+    retry = DailyScheduler(ReportJob(settings))
+    retry.schedule()
+    assert [j.id for j in retry.scheduler.get_jobs()] == [JOB_ID, f"catch-up-{missed}"]
 
 
 def test_a_failed_day_does_not_stop_the_scheduler(env, shop, caplog):
