@@ -1,4 +1,4 @@
-"""Facts about Logto's URLs shared by every side (see the README, "How Logto names things")."""
+"""Facts about Logto's URLs shared by every side (see the README, "Use with Logto Cloud / Logto OSS")."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A request is let through only if its ``Authorization: Bearer`` token is a JWT access token
 (RFC 9068) that Logto signed for this API, and that carries the scope the route needs. Authlib's
 ``ResourceProtector`` and ``rfc9068.JWTBearerTokenValidator`` provide the structure; three things
-stock Authlib gets wrong for Logto are overridden here (see logto-facts.md, "Library gotchas"):
+stock Authlib gets wrong for Logto are overridden here (the README's "Token checks" says more):
 the algorithm list (Logto signs ES384 by default), the required ``typ: at+jwt``, and RFC 6750
 error responses.
 

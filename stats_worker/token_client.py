@@ -38,7 +38,7 @@ EARLY_REFRESH_SECONDS = 60.0
 #: Lifetime assumed when a token response has no ``expires_in``.
 DEFAULT_LIFETIME_SECONDS = 300
 
-#: What to do about each error Logto's token endpoint returns (logto-facts.md, "Token endpoint errors").
+#: What to do about each error Logto's token endpoint returns (as recorded in tests/logto_captures/token-*.json).
 FIXES = {
     "invalid_client": "check LOGTO_APP_ID and LOGTO_APP_SECRET: they must be the App ID and an App "
                       "secret of a machine-to-machine application in Logto",

@@ -168,7 +168,7 @@ def sign(claims: dict, key, header: dict | None = None, alg: str = "ES384") -> s
 
 
 def logto_claims(issuer: str, scope: str | None = ALL_SCOPES, **overrides) -> dict:
-    """Claims shaped exactly like a Logto M2M access token (logto-captures/token-01)."""
+    """Claims shaped exactly like a Logto M2M access token (tests/logto_captures/token-01-basic-full.json)."""
     now = int(time.time())
     claims = {"jti": uuid.uuid4().hex[:21], "sub": APP_ID, "iat": now, "exp": now + 3600,
               "scope": scope, "client_id": APP_ID, "iss": issuer, "aud": RESOURCE}

@@ -2,7 +2,7 @@
 misbehave on purpose (503, slow answers, resets mid-body, 429 with Retry-After, key rotation).
 
 They speak the contract's wire format (token responses shaped like the captures in
-logto-captures/, orders pages like the shopping API's) and record every request they get.
+tests/logto_captures/, orders pages like the shopping API's) and record every request they get.
 """
 
 from __future__ import annotations
