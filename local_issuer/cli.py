@@ -7,7 +7,9 @@ process, and threads give the concurrency (hundreds of parallel token requests a
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .keys import KeyFileError
 from .users import UserStoreError
 
 THREADS = 32
+BACKLOG = 2048
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: never the query string
 
 log = logging.getLogger("local_issuer")
@@ -74,6 +77,35 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port now, before anything else happens.
+
+    The issuer binds before it touches its state (the key file above all): a second
+    ``local-issuer --rotate-key`` next to a running one must change nothing. gunicorn then serves
+    this very socket (``fd://``), so there is no window in which another program can take the
+    port, and no five bind retries. SO_REUSEADDR as gunicorn sets it: a port left in TIME_WAIT
+    is reusable, one that something listens on is not.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_error(host: str, port: int, exc: OSError, *, rotate: bool) -> str:
+    where = _hostport(host, port)
+    if exc.errno == errno.EADDRINUSE:
+        if rotate:
+            return f"{where} is in use: stop the running issuer first, then start it with --rotate-key"
+        return f"{where} is in use: stop what listens there (another local-issuer?) or choose another --port"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
 class IssuerServer(BaseApplication):
     """gunicorn run programmatically, serving an app built (and validated) before it starts."""
 
@@ -101,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, settings)
     endpoint = (args.endpoint or f"http://{_hostport(args.host, args.port)}").rstrip("/")
     try:
+        listener = listen(args.host, args.port)
+    except OSError as exc:  # before any state change: the key file is untouched
+        print(f"local-issuer: {bind_error(args.host, args.port, exc, rotate=args.rotate_key)}", file=sys.stderr)
+        return 1
+    try:
         app = create_app({
             "ISSUER_ENDPOINT": endpoint,
             "ISSUER_CONFIG_FILE": str(args.config) if args.config else None,
@@ -109,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             "ISSUER_ROTATE_KEY": args.rotate_key,
         })
     except (ConfigError, KeyFileError, UserStoreError) as exc:
+        listener.close()
         print(f"local-issuer: {exc}", file=sys.stderr)
         return 2
+    except BaseException:
+        listener.close()
+        raise
     issuer = app.extensions["local_issuer"]
     config_name = args.config or f"{default_config_path().name} (packaged demo config)"
     if args.rotate_key:
@@ -124,11 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             config_name, issuer.keys.current.kid)
 
     IssuerServer(app, {
-        "bind": _hostport(args.host, args.port),
+        "bind": f"fd://{listener.detach()}",  # the socket bound above; gunicorn owns it from here
         "workers": 1,
         "worker_class": "gthread",
         "threads": THREADS,
-        "backlog": 2048,
+        "backlog": BACKLOG,
         "timeout": 30,
         "graceful_timeout": 5,
         "keepalive": 5,
