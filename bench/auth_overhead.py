@@ -3,8 +3,9 @@ same view served without the check, both under gunicorn, in one run on this mach
 
     .venv/bin/python bench/auth_overhead.py [--seconds 5] [--rounds 5] [--workers 2] [--clients 2]
 
-The open variant is built here, for the benchmark only (``create_open_app``): the real app with
-the decorator peeled off the one view. No setting of the real app can switch authentication off.
+The open variant is built here, for the benchmark only (``create_bench_app``): the real app plus
+the same view at ``/open/products`` with the decorator peeled off. No setting of the real app can
+switch authentication off.
 A counting JWKS server stands in for Logto, so the run also reports JWKS fetches after warm-up.
 Like a real M2M client, the load reuses one token (Logto tokens live an hour).
 """
@@ -35,14 +36,18 @@ RESOURCE = "https://shopping.api"
 PATH = "/products?limit=20"
 
 
-def create_open_app():
-    """The real app, but GET /products without ``require_oauth`` (benchmark baseline only)."""
+def create_bench_app():
+    """The real app plus ``GET /open/products``: the same view without ``require_oauth``.
+
+    Built here, for the benchmark only. Both routes live in one app under one gunicorn, and each
+    client alternates between them request by request, so load and drift hit both sides alike.
+    """
     from shopping_api import create_app
 
     app = create_app()
     endpoint = next(rule.endpoint for rule in app.url_map.iter_rules()
                     if rule.rule == "/products" and "GET" in rule.methods)
-    app.view_functions[endpoint] = app.view_functions[endpoint].__wrapped__
+    app.add_url_rule("/open/products", "open_products", app.view_functions[endpoint].__wrapped__)
     return app
 
 
@@ -77,30 +82,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def client_loop(port: int, headers: dict, seconds: float, result) -> None:
+def client_loop(port: int, token: str, seconds: float, result) -> None:
+    """Alternate protected and open requests; add up the time each kind took."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    count, deadline = 0, time.perf_counter() + seconds
+    kinds = [("protected", PATH, {"Authorization": f"Bearer {token}"}), ("open", "/open" + PATH, {})]
+    spent = {"protected": 0.0, "open": 0.0}
+    count = {"protected": 0, "open": 0}
+    deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        conn.request("GET", PATH, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise SystemExit(f"unexpected status {response.status}")
-        count += 1
-    result.put(count)
+        for kind, path, headers in kinds:
+            started = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            spent[kind] += time.perf_counter() - started
+            if response.status != 200:
+                raise SystemExit(f"unexpected status {response.status} on {path}")
+            count[kind] += 1
+    result.put((spent, count))
 
 
-def measure(port: int, headers: dict, seconds: float, clients: int) -> float:
+def measure(port: int, token: str, seconds: float, clients: int) -> dict[str, float]:
+    """Requests per second of each kind: with a closed loop, clients / mean latency."""
     result = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=client_loop, args=(port, headers, seconds, result))
+    procs = [multiprocessing.Process(target=client_loop, args=(port, token, seconds, result))
              for _ in range(clients)]
-    start = time.perf_counter()
     for proc in procs:
         proc.start()
-    total = sum(result.get() for _ in procs)
+    totals = [result.get() for _ in procs]
     for proc in procs:
         proc.join()
-    return total / (time.perf_counter() - start)
+    rates = {}
+    for kind in ("protected", "open"):
+        spent = sum(t[0][kind] for t in totals)
+        count = sum(t[1][kind] for t in totals)
+        rates[kind] = clients * count / spent
+    return rates
 
 
 def start_gunicorn(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
@@ -143,30 +160,23 @@ def main() -> None:
                        check=True, capture_output=True)
         subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed", "--products", "50",
                         "--orders", "0"], env=env, cwd=tmp, check=True, capture_output=True)
-        ports = {"protected": free_port(), "open": free_port()}
-        procs = [start_gunicorn("shopping_api:create_app()", ports["protected"], env, args.workers),
-                 start_gunicorn("bench.auth_overhead:create_open_app()", ports["open"], env, args.workers)]
+        port = free_port()
+        proc = start_gunicorn("bench.auth_overhead:create_bench_app()", port, env, args.workers)
         try:
-            headers = {"Authorization": f"Bearer {token}"}
-            measure(ports["protected"], headers, 1.0, args.clients)  # warm-up: each worker fetches keys once
-            measure(ports["open"], {}, 1.0, args.clients)
+            measure(port, token, 1.0, args.clients)  # warm-up: each worker fetches the keys once
             warm_fetches = jwks.fetches
-            rates: dict[str, list[float]] = {"protected": [], "open": []}
-            for _ in range(args.rounds):  # interleaved, so drift hits both sides alike
-                rates["protected"].append(measure(ports["protected"], headers, args.seconds, args.clients))
-                rates["open"].append(measure(ports["open"], {}, args.seconds, args.clients))
+            rounds = [measure(port, token, args.seconds, args.clients) for _ in range(args.rounds)]
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
+            proc.terminate()
+            proc.wait()
 
-    protected, open_ = statistics.median(rates["protected"]), statistics.median(rates["open"])
-    # Each round measures both sides back to back: the ratio within a round cancels slow drift.
-    ratios = [p / o for p, o in zip(rates["protected"], rates["open"])]
-    print(f"gunicorn workers: {args.workers}, client processes: {args.clients}, "
-          f"{args.rounds} rounds of {args.seconds:g} s per side, medians shown")
-    print(f"GET /products with token check : {protected:8.0f} req/s  {[round(r) for r in rates['protected']]}")
-    print(f"GET /products without the check: {open_:8.0f} req/s  {[round(r) for r in rates['open']]}")
+    ratios = [r["protected"] / r["open"] for r in rounds]
+    protected = statistics.median(r["protected"] for r in rounds)
+    open_ = statistics.median(r["open"] for r in rounds)
+    print(f"gunicorn workers: {args.workers}, client processes: {args.clients}, {args.rounds} rounds of "
+          f"{args.seconds:g} s, each client alternating the two routes; medians shown")
+    print(f"GET /products with token check : {protected:8.0f} req/s  {[round(r['protected']) for r in rounds]}")
+    print(f"GET /products without the check: {open_:8.0f} req/s  {[round(r['open']) for r in rounds]}")
     print(f"protected / unprotected        : {statistics.median(ratios):8.2f}  "
           f"{[round(r, 2) for r in ratios]}  (target >= 0.90)")
     print(f"JWKS fetches during warm-up    : {warm_fetches:8d}  (one per gunicorn worker)")
