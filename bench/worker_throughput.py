@@ -19,7 +19,6 @@ Targets: whole day < 60 s, peak RSS < 150 MB, exactly 1 token request, ratio <= 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal

@@ -19,7 +19,7 @@ from stats_worker.job import ReportJob, yesterday
 from stats_worker.scheduler import JOB_ID, MISFIRE_GRACE_SECONDS, DailyScheduler
 from tests.support import ServerProcess, clean_env, script
 
-from .conftest import APP_ID, SECRET
+from .conftest import SECRET
 from .expected import expected_customers, expected_report, strip_meta
 from .fakes import FakeServer, OrdersApi, Recorded, Reply, TokenEndpoint, make_orders
 
