@@ -33,8 +33,18 @@ interop-deps:
 		fi; \
 	fi
 
+# The two measurements quoted in the README (a few minutes each; run them on an idle machine).
+bench: $(STAMP)
+	$(BIN)/python bench/auth_overhead.py
+	$(BIN)/python bench/worker_throughput.py
+
 test: $(STAMP) interop-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Only what the project makes in this directory: the demo's work directory (when it carries the
+# demo's marker), the API's default SQLite folder, the worker's default reports, the local
+# issuer's default state (its signing key) and pip's egg-info.
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis $(INTEROP)/node_modules
+	if [ -f .demo/.demo-workdir ]; then rm -rf .demo; fi
+	rm -rf instance reports .local-issuer ./*.egg-info
