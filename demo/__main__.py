@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> DemoOptions:
     parser.add_argument("--workdir", type=Path, default=Path(".demo"),
                         help="where the database, reports and logs go (default: .demo)")
     args = parser.parse_args(argv)
+    if args.issuer_port and args.issuer_port == args.api_port:
+        parser.error("--issuer-port and --api-port must differ")
     return DemoOptions(workdir=args.workdir, issuer_port=args.issuer_port, api_port=args.api_port,
                        api_workers=args.api_workers)
 

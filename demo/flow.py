@@ -177,7 +177,8 @@ class Demo:
             [bin_path("local-issuer"), "--host", "127.0.0.1", "--port", str(self.issuer_port),
              "--state-dir", str(issuer_dir)],
             env=child_env(), cwd=self.workdir, log_path=self.logs / "local-issuer.log",
-            ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration"))
+            ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration",
+            port=self.issuer_port, port_option="--issuer-port" if self.options.issuer_port else None))
         discovery = self.http.get(issuer_for(self.endpoint) + "/.well-known/openid-configuration").json()
         self.say.line()
         self.say.line(f"local issuer   {self.endpoint}")
@@ -193,9 +194,13 @@ class Demo:
             "shopping API",
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.api_port}",
              "--workers", str(self.options.api_workers), "--graceful-timeout", "5",
+             # gunicorn's control socket has one path per user (~/.gunicorn/gunicorn.ctl): each
+             # new server takes it over from the last, and the first to stop deletes it.
+             "--no-control-socket",
              "shopping_api:create_app()"],
             env=self.api_env(), cwd=self.workdir, log_path=self.logs / "shopping-api.log",
-            ready_url=self.api_url + "/healthz"))
+            ready_url=self.api_url + "/healthz",
+            port=self.api_port, port_option="--api-port" if self.options.api_port else None))
         self.say.line(f"shopping API   {self.api_url}  (gunicorn, {self.options.api_workers} workers)")
         self.say.table([("resource", RESOURCE), ("database", self.relative(self.database)),
                         ("logs", self.relative(self.logs))], indent=2)

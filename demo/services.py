@@ -6,6 +6,7 @@ demo, which then stops its children in order: SIGTERM, a grace period, SIGKILL f
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -31,6 +32,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(port: int, option: str | None = None) -> None:
+    """Fail with one clear line if something listens on 127.0.0.1:``port`` (or it cannot be bound).
+
+    Without this, a server the demo starts fails to bind while the readiness check gets its answer
+    from whatever already listens there, and the demo would run against someone else's server.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no obstacle
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise ServiceError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+            if option:
+                raise ServiceError(f"port {port} is in use: stop what listens there or drop {option}") from None
+            raise ServiceError(f"port {port} was free a moment ago and is in use now: run the demo again") from None
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -43,16 +62,21 @@ class Service:
     """One long-running program, its output in ``log_path``; ready once ``ready_url`` answers."""
 
     def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path,
-                 log_path: Path, ready_url: str) -> None:
+                 log_path: Path, ready_url: str, port: int | None = None,
+                 port_option: str | None = None) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = env
         self.cwd = cwd
         self.log_path = log_path
         self.ready_url = ready_url
+        self.port = port  # checked free before the start; port_option: the flag that chose it
+        self.port_option = port_option
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if self.port is not None:
+            check_port_free(self.port, self.port_option)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -63,10 +87,16 @@ class Service:
                 raise ServiceError(f"{self.name} exited with status {self.proc.returncode}:\n"
                                    f"{log_tail(self.log_path)}")
             try:
-                if requests.get(self.ready_url, timeout=1).status_code == 200:
-                    return
+                ready = requests.get(self.ready_url, timeout=1).status_code == 200
             except requests.RequestException:
-                pass
+                ready = False
+            if ready:
+                # The answer must come from this program, not from another one on the same port.
+                if self.proc.poll() is not None:
+                    raise ServiceError(
+                        f"{self.name} exited with status {self.proc.returncode}, yet {self.ready_url} "
+                        f"answered: another program serves that port:\n{log_tail(self.log_path)}")
+                return
             time.sleep(0.1)
         raise ServiceError(f"{self.name} did not answer {self.ready_url} within {READY_TIMEOUT:.0f}s:\n"
                            f"{log_tail(self.log_path)}")

@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -113,7 +115,7 @@ def test_a_failure_stops_what_was_started_and_says_why(tmp_path):
             [sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy)],
             cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=90)
     assert result.returncode == 1
-    assert "The demo failed: shopping API" in result.stderr
+    assert f"The demo failed: port {busy} is in use: stop what listens there or drop --api-port" in result.stderr
     issuer_port = service_ports(result.stdout)["local issuer"]
     assert not listening(issuer_port)
 
@@ -127,3 +129,63 @@ def test_a_directory_the_demo_did_not_make_is_left_alone(tmp_path):
     assert "is not empty and was not made by the demo" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
     assert (tmp_path / "reports" / "keep.json").read_text() == "{}"
+
+
+class AnswersEverything(BaseHTTPRequestHandler):
+    """Someone else's server: 200 and an empty JSON object to any request, each one recorded."""
+
+    def answer(self) -> None:
+        self.server.requests.append(f"{self.command} {self.path}")
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def foreign_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("option", ["--issuer-port", "--api-port"])
+def test_a_port_taken_by_another_server_is_refused_not_used(tmp_path, foreign_server, option):
+    busy = foreign_server.server_address[1]
+    workdir = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(workdir), option, str(busy)],
+                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"The demo failed: port {busy} is in use: stop what listens there or drop {option}" in result.stderr
+    assert foreign_server.requests == []  # no readiness check, no token request, no API call
+    logs = sorted(p.name for p in (workdir / "logs").iterdir())
+    if option == "--issuer-port":
+        assert logs == []  # nothing was started
+        assert "local issuer" not in service_ports(result.stdout)
+    else:
+        assert logs == ["local-issuer.log"]  # the issuer was started, then stopped
+        assert not listening(service_ports(result.stdout)["local issuer"])
+    assert "shopping API" not in service_ports(result.stdout)
+
+
+def test_the_same_port_twice_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"),
+                             "--issuer-port", "8000", "--api-port", "8000"],
+                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--issuer-port and --api-port must differ" in result.stderr
+    assert not (tmp_path / "demo").exists()
