@@ -47,7 +47,9 @@ def script(name: str) -> str:
 def gunicorn_argv(port: int, *, workers: int = 2, app: str = "shopping_api:create_app()",
                   extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--graceful-timeout", "5", *extra, app]
+            "--workers", str(workers), "--graceful-timeout", "5",
+            # One control socket path per user: parallel servers would take it from each other.
+            "--no-control-socket", *extra, app]
 
 
 class ServerProcess:

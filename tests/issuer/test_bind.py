@@ -57,3 +57,17 @@ def test_a_first_start_on_a_taken_port_creates_no_state(tmp_path):
         assert not state.exists()
     finally:
         issuer.process.stop()
+
+
+def test_the_issuer_opens_no_gunicorn_control_socket(tmp_path):
+    # gunicorn's default control socket is one path per user (~/.gunicorn/gunicorn.ctl): every
+    # server started takes it over from the previous one, and the first to stop deletes it.
+    home = tmp_path / "home"
+    home.mkdir()
+    issuer = start_issuer(tmp_path / "issuer", env={"HOME": str(home), "XDG_RUNTIME_DIR": ""})
+    try:
+        assert issuer.token()
+    finally:
+        issuer.process.stop()
+    assert not (home / ".gunicorn").exists()
+    assert "Control socket" not in issuer.log_text()
