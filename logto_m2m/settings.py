@@ -9,6 +9,7 @@ variable, and never echoes the value (it may be a secret).
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,27 @@ class ProjectSettings(BaseSettings):
         frozen=True,
         validate_default=True,
     )
+
+
+def http_url(value: str, *, strip_slash: bool = False) -> str:
+    """Validate an http(s) URL without query or fragment (a base URL, an issuer, a JWKS URI)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an http:// or https:// URL without query or fragment")
+    return value.rstrip("/") if strip_slash else value
+
+
+def resource_indicator(value: str) -> str:
+    """Validate an API identifier (RFC 8707 section 2: an absolute URI without a fragment).
+
+    Logto compares it as an exact string, so it is kept as written: a trailing slash makes it
+    another indicator.
+    """
+    parts = urlsplit(value)
+    if value != value.strip() or not parts.scheme or not (parts.netloc or parts.path) or parts.fragment:
+        raise ValueError("must be the API identifier exactly as registered in Logto "
+                         "(an absolute URI such as https://shopping.api, no fragment)")
+    return value
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from logto_m2m.logto import issuer_for
-from logto_m2m.settings import ProjectSettings
+from logto_m2m.settings import ProjectSettings, http_url, resource_indicator
 
 #: Algorithms Logto can sign with (RS256, PS256, ES256, ES384, ES512); never "none" or HMAC.
 SUPPORTED_ALGORITHMS = ("ES384", "ES256", "ES512", "RS256", "PS256")
@@ -31,19 +31,21 @@ class ApiSettings(ProjectSettings):
     jwks_refetch_cooldown_seconds: int = Field(default=30, ge=0)
     token_cache_size: int = Field(default=10_000, ge=0)
 
-    @field_validator("logto_endpoint", "logto_issuer", "logto_jwks_uri")
+    @field_validator("logto_endpoint")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+    def _endpoint(cls, value: str) -> str:
+        return http_url(value, strip_slash=True)
+
+    @field_validator("logto_issuer", "logto_jwks_uri")
+    @classmethod
+    def _exact_url(cls, value: str | None) -> str | None:
+        # Kept exactly as written: "iss" is compared character for character.
+        return None if value is None else http_url(value)
 
     @field_validator("shopping_api_resource")
     @classmethod
     def _resource(cls, value: str) -> str:
-        if not value or value != value.strip():
-            raise ValueError("must be the API identifier exactly as registered in Logto")
-        return value
+        return resource_indicator(value)
 
     @field_validator("database_url")
     @classmethod

@@ -6,14 +6,13 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from logto_m2m.logto import issuer_for
-from logto_m2m.settings import ProjectSettings
+from logto_m2m.settings import ProjectSettings, http_url, resource_indicator
 
 from .cron import cron_trigger
 
@@ -21,23 +20,6 @@ from .cron import cron_trigger
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 #: The report is built from orders, so a token without this scope is useless.
 ORDERS_SCOPE = "read:orders"
-
-
-def _base_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError("must be an http:// or https:// URL without query or fragment")
-    return value.rstrip("/")
-
-
-def _resource_indicator(value: str) -> str:
-    # RFC 8707 section 2: an absolute URI without a fragment. Logto compares it as an exact
-    # string, so it is kept as written (a trailing slash is a different indicator).
-    parts = urlsplit(value)
-    if value != value.strip() or not parts.scheme or not (parts.netloc or parts.path) or parts.fragment:
-        raise ValueError("must be the API identifier exactly as registered in Logto "
-                         "(an absolute URI such as https://shopping.api, no fragment)")
-    return value
 
 
 class WorkerSettings(ProjectSettings):
@@ -63,7 +45,7 @@ class WorkerSettings(ProjectSettings):
     @field_validator("logto_endpoint", "shopping_api_url")
     @classmethod
     def _urls(cls, value: str) -> str:
-        return _base_url(value)
+        return http_url(value, strip_slash=True)
 
     @field_validator("logto_app_secret")
     @classmethod
@@ -75,14 +57,14 @@ class WorkerSettings(ProjectSettings):
     @field_validator("shopping_api_resource")
     @classmethod
     def _resource(cls, value: str) -> str:
-        return _resource_indicator(value)
+        return resource_indicator(value)
 
     @field_validator("logto_management_api_resource")
     @classmethod
     def _management_resource(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None  # an empty line in .env means "sync off"
-        return _resource_indicator(value)
+        return resource_indicator(value)
 
     @field_validator("stats_scopes", mode="before")
     @classmethod
