@@ -16,7 +16,6 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 from pydantic import Field
 
-from logto_m2m.logto import issuer_for
 from logto_m2m.settings import ProjectSettings, SettingsError, load_settings
 
 from . import DEFAULT_STATE_DIR, create_app
