@@ -9,11 +9,11 @@ Logto's ``logto db config rotate oidc.privateKeys``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from joserfc.jwk import ECKey, KeySet
+
+from logto_m2m.files import write_atomically
 
 ALGORITHM = "ES384"
 CURVE = "P-384"
@@ -29,21 +29,6 @@ def generate_key() -> ECKey:
     key = ECKey.generate_key(CURVE, parameters={"alg": ALGORITHM, "use": "sig"}, private=True)
     # RFC 7638 thumbprint as kid, as Logto does.
     return ECKey.import_key(key.as_dict(private=True), parameters={"kid": key.thumbprint()})
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, owner read/write only, never world-readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SigningKeys:
@@ -70,7 +55,8 @@ class SigningKeys:
         if rotate or not keys:
             keys = [generate_key(), *keys][:KEYS_KEPT]
             try:
-                write_private_file(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2))
+                write_atomically(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2).encode(),
+                                 mode=0o600)
             except OSError as exc:
                 raise KeyFileError(f"{path}: cannot be written ({exc.strerror or exc.__class__.__name__})") from None
         return cls(keys)

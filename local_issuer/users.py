@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from logto_m2m.files import write_atomically
+
 from .config import User
-from .keys import write_private_file
 
 
 class UserStoreError(Exception):
@@ -59,7 +60,7 @@ class UserStore:
             merged = {**self.custom_data(user_id), **changes}
             saved = dict(self._saved)
             saved[user_id] = {"customData": merged, "updatedAt": _now_ms()}
-            write_private_file(self.path, json.dumps(saved, indent=2, sort_keys=True))
+            write_atomically(self.path, json.dumps(saved, indent=2, sort_keys=True).encode(), mode=0o600)
             self._saved = saved
             return dict(merged)
 

@@ -8,10 +8,11 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from logto_m2m.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +53,11 @@ def render(report: dict[str, Any]) -> bytes:
 
 
 def write_report(reports_dir: Path, day: dt.date, report: dict[str, Any]) -> Path:
-    """Write the report so that readers see the old file or the new one, never a part of one.
-
-    The bytes go to a temporary file in the same directory, are fsynced, then ``os.replace``
-    swaps it in (atomic on POSIX within one file system); the directory is fsynced so the rename
-    itself survives a crash.
-    """
+    """Write the report so that readers see the old file or the new one, never a part of one."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(reports_dir)
     target = report_path(reports_dir, day)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=reports_dir)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(render(report))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it 0600; a report is not a secret
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    dir_fd = os.open(reports_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(target, render(report), mode=0o644)  # a report is not a secret
     return target
 
 
