@@ -45,8 +45,11 @@ def create_bench_app():
     from shopping_api import create_app
 
     app = create_app()
-    endpoint = next(rule.endpoint for rule in app.url_map.iter_rules()
-                    if rule.rule == "/products" and "GET" in rule.methods)
+    endpoint = next(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.rule == "/products" and "GET" in rule.methods
+    )
     app.add_url_rule("/open/products", "open_products", app.view_functions[endpoint].__wrapped__)
     return app
 
@@ -105,8 +108,10 @@ def client_loop(port: int, token: str, seconds: float, result) -> None:
 def measure(port: int, token: str, seconds: float, clients: int) -> dict[str, float]:
     """Requests per second of each kind: with a closed loop, clients / mean latency."""
     result = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=client_loop, args=(port, token, seconds, result))
-             for _ in range(clients)]
+    procs = [
+        multiprocessing.Process(target=client_loop, args=(port, token, seconds, result))
+        for _ in range(clients)
+    ]
     for proc in procs:
         proc.start()
     totals = [result.get() for _ in procs]
@@ -121,8 +126,22 @@ def measure(port: int, token: str, seconds: float, clients: int) -> dict[str, fl
 
 
 def start_gunicorn(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-                             "--log-level", "warning", app], env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--log-level",
+            "warning",
+            app,
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     deadline = time.time() + 20
     while time.time() < deadline:
         try:
@@ -148,18 +167,56 @@ def main() -> None:
     jwks = CountingJwks(key)
     issuer = "http://127.0.0.1:3001/oidc"
     now = int(time.time())
-    token = jwt.encode({"alg": "ES384", "typ": "at+jwt", "kid": key.kid},
-                       {"jti": "bench", "sub": "bench-app", "iat": now, "exp": now + 3600,
-                        "scope": "read:products", "client_id": "bench-app", "iss": issuer, "aud": RESOURCE},
-                       key, algorithms=["ES384"])
+    token = jwt.encode(
+        {"alg": "ES384", "typ": "at+jwt", "kid": key.kid},
+        {
+            "jti": "bench",
+            "sub": "bench-app",
+            "iat": now,
+            "exp": now + 3600,
+            "scope": "read:products",
+            "client_id": "bench-app",
+            "iss": issuer,
+            "aud": RESOURCE,
+        },
+        key,
+        algorithms=["ES384"],
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite", "LOGTO_ISSUER": issuer,
-               "LOGTO_JWKS_URI": jwks.url, "SHOPPING_API_RESOURCE": RESOURCE, "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"], env=env, cwd=tmp,
-                       check=True, capture_output=True)
-        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed", "--products", "50",
-                        "--orders", "0"], env=env, cwd=tmp, check=True, capture_output=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite",
+            "LOGTO_ISSUER": issuer,
+            "LOGTO_JWKS_URI": jwks.url,
+            "SHOPPING_API_RESOURCE": RESOURCE,
+            "PYTHONPATH": str(ROOT),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                "shopping_api",
+                "seed",
+                "--products",
+                "50",
+                "--orders",
+                "0",
+            ],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         port = free_port()
         proc = start_gunicorn("bench.auth_overhead:create_bench_app()", port, env, args.workers)
         try:
@@ -173,12 +230,18 @@ def main() -> None:
     ratios = [r["protected"] / r["open"] for r in rounds]
     protected = statistics.median(r["protected"] for r in rounds)
     open_ = statistics.median(r["open"] for r in rounds)
-    print(f"gunicorn workers: {args.workers}, client processes: {args.clients}, {args.rounds} rounds of "
-          f"{args.seconds:g} s, each client alternating the two routes; medians shown")
-    print(f"GET /products with token check : {protected:8.0f} req/s  {[round(r['protected']) for r in rounds]}")
+    print(
+        f"gunicorn workers: {args.workers}, client processes: {args.clients}, {args.rounds} rounds of "
+        f"{args.seconds:g} s, each client alternating the two routes; medians shown"
+    )
+    print(
+        f"GET /products with token check : {protected:8.0f} req/s  {[round(r['protected']) for r in rounds]}"
+    )
     print(f"GET /products without the check: {open_:8.0f} req/s  {[round(r['open']) for r in rounds]}")
-    print(f"protected / unprotected        : {statistics.median(ratios):8.2f}  "
-          f"{[round(r, 2) for r in ratios]}  (target >= 0.90)")
+    print(
+        f"protected / unprotected        : {statistics.median(ratios):8.2f}  "
+        f"{[round(r, 2) for r in ratios]}  (target >= 0.90)"
+    )
     print(f"JWKS fetches during warm-up    : {warm_fetches:8d}  (one per gunicorn worker)")
     print(f"JWKS fetches after warm-up     : {jwks.fetches - warm_fetches:8d}  (target 0)")
 

@@ -44,8 +44,11 @@ def free_port() -> int:
 
 
 def env(**settings: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(SETTING_PREFIXES) and k not in ("DATABASE_URL", "REPORTS_DIR")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SETTING_PREFIXES) and k not in ("DATABASE_URL", "REPORTS_DIR")
+    }
     return {**base, **settings}
 
 
@@ -69,8 +72,12 @@ def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, f
     Returns (wall seconds, CPU seconds of this loop, orders seen).
     """
     started, cpu = time.perf_counter(), time.process_time()
-    token = requests.post(f"{issuer}/oidc/token", auth=(APP_ID, SECRET), timeout=30, data={
-        "grant_type": "client_credentials", "resource": RESOURCE, "scope": SCOPES}).json()["access_token"]
+    token = requests.post(
+        f"{issuer}/oidc/token",
+        auth=(APP_ID, SECRET),
+        timeout=30,
+        data={"grant_type": "client_credentials", "resource": RESOURCE, "scope": SCOPES},
+    ).json()["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     params = {"date": day, "tz": "UTC", "limit": page_size}
@@ -86,8 +93,12 @@ def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, f
 def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, float, int, int]:
     """Run ``stats-worker once``; return (wall seconds, CPU seconds, peak RSS in KiB, exit code)."""
     started = time.perf_counter()
-    process = subprocess.Popen([str(BIN / "stats-worker"), "once", "--date", day], env=worker_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(BIN / "stats-worker"), "once", "--date", day],
+        env=worker_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     output = process.stdout.read()
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
@@ -103,9 +114,13 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="bare loop and worker runs, alternated; the best of each is compared "
-                             "(the machine may be shared)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="bare loop and worker runs, alternated; the best of each is compared "
+        "(the machine may be shared)",
+    )
     args = parser.parse_args()
     day = "2026-11-20"
 
@@ -117,29 +132,69 @@ def main() -> int:
 
         print(f"seeding {args.orders:,} orders on {day} ({args.customers:,} customers)...", flush=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed",
-                        "--orders", str(args.orders), "--date", day, "--customers", str(args.customers),
-                        "--products", str(args.products)], env=api_env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                "shopping_api",
+                "seed",
+                "--orders",
+                str(args.orders),
+                "--date",
+                day,
+                "--customers",
+                str(args.customers),
+                "--products",
+                str(args.products),
+            ],
+            env=api_env,
+            check=True,
+        )
         print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
 
         issuer_log = root / "issuer.log"
         with open(issuer_log, "wb") as log:
             issuer_proc = subprocess.Popen(
                 [str(BIN / "local-issuer"), "--port", str(issuer_port), "--state-dir", str(root / "issuer")],
-                env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                env=env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         api_log = root / "api.log"
         with open(api_log, "wb") as log:
             api_proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{api_port}", "--workers",
-                 str(args.api_workers), "--timeout", "120", "shopping_api:create_app()"],
-                env=api_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{api_port}",
+                    "--workers",
+                    str(args.api_workers),
+                    "--timeout",
+                    "120",
+                    "shopping_api:create_app()",
+                ],
+                env=api_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             wait_ready(f"{issuer}/oidc/.well-known/openid-configuration", issuer_proc)
             wait_ready(f"{api}/healthz", api_proc)
 
-            worker_env = env(LOGTO_ENDPOINT=issuer, LOGTO_APP_ID=APP_ID, LOGTO_APP_SECRET=SECRET,
-                             SHOPPING_API_URL=api, REPORTS_DIR=str(root / "reports"),
-                             STATS_PAGE_SIZE=str(args.page_size))
+            worker_env = env(
+                LOGTO_ENDPOINT=issuer,
+                LOGTO_APP_ID=APP_ID,
+                LOGTO_APP_SECRET=SECRET,
+                SHOPPING_API_URL=api,
+                REPORTS_DIR=str(root / "reports"),
+                STATS_PAGE_SIZE=str(args.page_size),
+            )
             bares, workers, reports = [], [], []
             for round_ in range(1, args.rounds + 1):  # alternated, so both see the same machine
                 bare_seconds, bare_cpu, bare_count = bare_loop(api, issuer, day, args.page_size)
@@ -183,8 +238,14 @@ def main() -> int:
     print(f"bare loop wall time    {best_bare[0]:.1f} s   (all: {_seconds(b[0] for b in bares)})")
     print(f"worker / bare loop     {ratio:.2f}   (target <= 1.3)")
     identical = all(report == reports[0] for report in reports)
-    ok = (wall < 60 and peak_kib < 150 * 1024 and set(tokens) == {1} and ratio <= 1.3
-          and orders == best_bare[2] and identical)
+    ok = (
+        wall < 60
+        and peak_kib < 150 * 1024
+        and set(tokens) == {1}
+        and ratio <= 1.3
+        and orders == best_bare[2]
+        and identical
+    )
     print("all targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
 

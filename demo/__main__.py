@@ -23,18 +23,33 @@ def port(value: str) -> int:
 
 def parse_args(argv: list[str] | None) -> DemoOptions:
     parser = argparse.ArgumentParser(
-        prog="make demo", description="Run Logto's machine-to-machine quick start locally, narrated.")
+        prog="make demo", description="Run Logto's machine-to-machine quick start locally, narrated."
+    )
     parser.add_argument("--issuer-port", type=port, default=0, help="local issuer port (default: a free one)")
     parser.add_argument("--api-port", type=port, default=0, help="shopping API port (default: a free one)")
-    parser.add_argument("--api-workers", type=int, default=2, choices=range(1, 9), metavar="1..8",
-                        help="gunicorn worker processes (default: 2)")
-    parser.add_argument("--workdir", type=Path, default=Path(".demo"),
-                        help="where the database, reports and logs go (default: .demo)")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        choices=range(1, 9),
+        metavar="1..8",
+        help="gunicorn worker processes (default: 2)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".demo"),
+        help="where the database, reports and logs go (default: .demo)",
+    )
     args = parser.parse_args(argv)
     if args.issuer_port and args.issuer_port == args.api_port:
         parser.error("--issuer-port and --api-port must differ")
-    return DemoOptions(workdir=args.workdir, issuer_port=args.issuer_port, api_port=args.api_port,
-                       api_workers=args.api_workers)
+    return DemoOptions(
+        workdir=args.workdir,
+        issuer_port=args.issuer_port,
+        api_port=args.api_port,
+        api_workers=args.api_workers,
+    )
 
 
 def _terminate(signum, frame):
@@ -50,8 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted: every process the demo started has been stopped.", file=sys.stderr)
         return 130
-    except (ServiceError, RuntimeError, OSError, ValueError, TokenRequestError,
-            subprocess.SubprocessError) as exc:
+    except (
+        ServiceError,
+        RuntimeError,
+        OSError,
+        ValueError,
+        TokenRequestError,
+        subprocess.SubprocessError,
+    ) as exc:
         print(f"\nThe demo failed: {exc}", file=sys.stderr)
         if demo.logs.is_dir():
             print(f"Logs: {demo.logs}", file=sys.stderr)

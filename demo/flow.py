@@ -69,8 +69,11 @@ def child_env(**settings: str) -> dict[str, str]:
     A LOGTO_ENDPOINT left in the shell must not point the demo at another server.
     """
     prefixes = ("LOGTO_", "SHOPPING_", "STATS_", "TOKEN_", "JWKS_", "LOCAL_ISSUER_")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(prefixes) and k not in ("DATABASE_URL", "REPORTS_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(prefixes) and k not in ("DATABASE_URL", "REPORTS_DIR")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)
     return env
@@ -105,8 +108,9 @@ class Demo:
 
     def prepare_workdir(self) -> None:
         if self.workdir.is_dir() and any(self.workdir.iterdir()) and not (self.workdir / MARKER).exists():
-            raise ValueError(f"{self.workdir} is not empty and was not made by the demo; "
-                             "choose another --workdir")
+            raise ValueError(
+                f"{self.workdir} is not empty and was not made by the demo; choose another --workdir"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / MARKER).write_text("made by make demo; emptied by each run\n", encoding="utf-8")
         (self.workdir / ".gitignore").write_text("*\n", encoding="utf-8")  # keep runs out of git
@@ -120,16 +124,25 @@ class Demo:
             path.mkdir()
 
     def api_env(self) -> dict[str, str]:
-        return child_env(LOGTO_ENDPOINT=self.endpoint, SHOPPING_API_RESOURCE=RESOURCE,
-                         DATABASE_URL=f"sqlite:///{self.database}")
+        return child_env(
+            LOGTO_ENDPOINT=self.endpoint,
+            SHOPPING_API_RESOURCE=RESOURCE,
+            DATABASE_URL=f"sqlite:///{self.database}",
+        )
 
     def worker_env(self) -> dict[str, str]:
         app_id, secret = WORKER_APP
-        return child_env(LOGTO_ENDPOINT=self.endpoint, LOGTO_APP_ID=app_id, LOGTO_APP_SECRET=secret,
-                         SHOPPING_API_RESOURCE=RESOURCE, SHOPPING_API_URL=self.api_url,
-                         STATS_SCOPES=WORKER_SCOPES, STATS_TIMEZONE="UTC",
-                         REPORTS_DIR=str(self.reports),
-                         LOGTO_MANAGEMENT_API_RESOURCE=OSS_MANAGEMENT_API_RESOURCE)
+        return child_env(
+            LOGTO_ENDPOINT=self.endpoint,
+            LOGTO_APP_ID=app_id,
+            LOGTO_APP_SECRET=secret,
+            SHOPPING_API_RESOURCE=RESOURCE,
+            SHOPPING_API_URL=self.api_url,
+            STATS_SCOPES=WORKER_SCOPES,
+            STATS_TIMEZONE="UTC",
+            REPORTS_DIR=str(self.reports),
+            LOGTO_MANAGEMENT_API_RESOURCE=OSS_MANAGEMENT_API_RESOURCE,
+        )
 
     def token_client(self, app: tuple[str, str]) -> TokenClient:
         return TokenClient(issuer_for(self.endpoint) + "/token", *app, session=self.http)
@@ -168,47 +181,93 @@ class Demo:
 
     def start_services(self, services: Services) -> None:
         self.say.step("Start the local issuer and the shopping API")
-        self.say.say("The local issuer stands in for Logto: same endpoints, same token shape "
-                     "(local development only). The API is served by gunicorn, data in SQLite.")
+        self.say.say(
+            "The local issuer stands in for Logto: same endpoints, same token shape "
+            "(local development only). The API is served by gunicorn, data in SQLite."
+        )
         issuer_dir = self.workdir / "issuer"
         issuer_dir.mkdir()
-        services.start(Service(
-            "local issuer",
-            [bin_path("local-issuer"), "--host", "127.0.0.1", "--port", str(self.issuer_port),
-             "--state-dir", str(issuer_dir)],
-            env=child_env(), cwd=self.workdir, log_path=self.logs / "local-issuer.log",
-            ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration",
-            port=self.issuer_port, port_option="--issuer-port" if self.options.issuer_port else None))
+        services.start(
+            Service(
+                "local issuer",
+                [
+                    bin_path("local-issuer"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.issuer_port),
+                    "--state-dir",
+                    str(issuer_dir),
+                ],
+                env=child_env(),
+                cwd=self.workdir,
+                log_path=self.logs / "local-issuer.log",
+                ready_url=issuer_for(self.endpoint) + "/.well-known/openid-configuration",
+                port=self.issuer_port,
+                port_option="--issuer-port" if self.options.issuer_port else None,
+            )
+        )
         discovery = self.http.get(issuer_for(self.endpoint) + "/.well-known/openid-configuration").json()
         self.say.line()
         self.say.line(f"local issuer   {self.endpoint}")
-        self.say.table([("issuer", discovery.get("issuer")),
-                        ("token_endpoint", discovery.get("token_endpoint")),
-                        ("jwks_uri", discovery.get("jwks_uri"))], indent=2)
+        self.say.table(
+            [
+                ("issuer", discovery.get("issuer")),
+                ("token_endpoint", discovery.get("token_endpoint")),
+                ("jwks_uri", discovery.get("jwks_uri")),
+            ],
+            indent=2,
+        )
 
-        init = run_program([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
-                           env=self.api_env(), cwd=self.workdir)
+        init = run_program(
+            [sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
+            env=self.api_env(),
+            cwd=self.workdir,
+        )
         if init.returncode != 0:
             raise RuntimeError(f"flask init-db failed:\n{init.stdout}")
-        services.start(Service(
-            "shopping API",
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.api_port}",
-             "--workers", str(self.options.api_workers), "--graceful-timeout", "5",
-             # gunicorn's control socket has one path per user (~/.gunicorn/gunicorn.ctl): each
-             # new server takes it over from the last, and the first to stop deletes it.
-             "--no-control-socket",
-             "shopping_api:create_app()"],
-            env=self.api_env(), cwd=self.workdir, log_path=self.logs / "shopping-api.log",
-            ready_url=self.api_url + "/healthz",
-            port=self.api_port, port_option="--api-port" if self.options.api_port else None))
+        services.start(
+            Service(
+                "shopping API",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.api_port}",
+                    "--workers",
+                    str(self.options.api_workers),
+                    "--graceful-timeout",
+                    "5",
+                    # gunicorn's control socket has one path per user (~/.gunicorn/gunicorn.ctl): each
+                    # new server takes it over from the last, and the first to stop deletes it.
+                    "--no-control-socket",
+                    "shopping_api:create_app()",
+                ],
+                env=self.api_env(),
+                cwd=self.workdir,
+                log_path=self.logs / "shopping-api.log",
+                ready_url=self.api_url + "/healthz",
+                port=self.api_port,
+                port_option="--api-port" if self.options.api_port else None,
+            )
+        )
         self.say.line(f"shopping API   {self.api_url}  (gunicorn, {self.options.api_workers} workers)")
-        self.say.table([("resource", RESOURCE), ("database", self.relative(self.database)),
-                        ("logs", self.relative(self.logs))], indent=2)
+        self.say.table(
+            [
+                ("resource", RESOURCE),
+                ("database", self.relative(self.database)),
+                ("logs", self.relative(self.logs)),
+            ],
+            indent=2,
+        )
 
     def admin_token(self) -> None:
         self.say.step("The admin app asks the issuer for an access token")
-        self.say.say("client_credentials grant: the app authenticates with its App ID and secret "
-                     "(HTTP Basic) and names the API (`resource`) and the scopes it wants.")
+        self.say.say(
+            "client_credentials grant: the app authenticates with its App ID and secret "
+            "(HTTP Basic) and names the API (`resource`) and the scopes it wants."
+        )
         self.say.line()
         self.show_next = True
         token = self.admin.get_token(RESOURCE, ADMIN_SCOPES)
@@ -220,8 +279,10 @@ class Demo:
         self.show_next = True
         self.http.get(self.api_url + "/products")
         self.say.line()
-        self.say.say("The 401 names the scheme (WWW-Authenticate: Bearer). With the token, the "
-                     "API checks signature, iss, aud, expiry and the route's scope:")
+        self.say.say(
+            "The 401 names the scheme (WWW-Authenticate: Bearer). With the token, the "
+            "API checks signature, iss, aud, expiry and the route's scope:"
+        )
         self.say.line()
         self.show_next = True
         self.http.get(self.api_url + "/products", auth=self.admin_auth)
@@ -230,8 +291,11 @@ class Demo:
         self.say.line()
         reader = self.token_client(WORKER_APP).get_token(RESOURCE, WORKER_SCOPES)
         self.show_next = True
-        self.http.post(self.api_url + "/products", headers={"Authorization": f"Bearer {reader}"},
-                       json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"})
+        self.http.post(
+            self.api_url + "/products",
+            headers={"Authorization": f"Bearer {reader}"},
+            json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"},
+        )
 
     def create_catalog(self) -> list[dict]:
         self.say.step("Create the catalog (write:products)")
@@ -239,21 +303,28 @@ class Demo:
         for i, (sku, name, price, currency) in enumerate(CATALOG):
             self.show_next = i == 0
             response = self.http.post(
-                self.api_url + "/products", auth=self.admin_auth,
-                json={"sku": sku, "name": name, "price": price, "currency": currency,
-                      "description": f"Demo product {sku}"})
+                self.api_url + "/products",
+                auth=self.admin_auth,
+                json={
+                    "sku": sku,
+                    "name": name,
+                    "price": price,
+                    "currency": currency,
+                    "description": f"Demo product {sku}",
+                },
+            )
             response.raise_for_status()
             products.append(response.json())
         self.say.line()
         self.say.line(f"{len(products)} products created, created_by = {products[0]['created_by']!r}:")
-        self.say.table([(p["sku"], f"{p['name']}, {money(p['price'], p['currency'])}")
-                        for p in products])
+        self.say.table([(p["sku"], f"{p['name']}, {money(p['price'], p['currency'])}") for p in products])
         return products
 
     def place_orders(self, products: list[dict]) -> tuple[dt.date, list[dict]]:
         self.say.step("Place orders (write:orders)")
-        self.say.say("The customers are Logto user ids of the issuer's users. An order's "
-                     "items share its currency.")
+        self.say.say(
+            "The customers are Logto user ids of the issuer's users. An order's items share its currency."
+        )
         self.say.line()
         rng = random.Random(2026)  # the same orders on every run
         by_currency = defaultdict(list)
@@ -263,8 +334,10 @@ class Demo:
         for i in range(ORDERS):
             currency = sorted(by_currency)[i % len(by_currency)]
             picks = rng.sample(by_currency[currency], rng.randint(1, len(by_currency[currency])))
-            body = {"customer_id": CUSTOMERS[i % len(CUSTOMERS)],
-                    "items": [{"product_id": p["id"], "quantity": rng.randint(1, 3)} for p in picks]}
+            body = {
+                "customer_id": CUSTOMERS[i % len(CUSTOMERS)],
+                "items": [{"product_id": p["id"], "quantity": rng.randint(1, 3)} for p in picks],
+            }
             self.show_next = i == 0
             response = self.http.post(self.api_url + "/orders", json=body, auth=self.admin_auth)
             response.raise_for_status()
@@ -274,17 +347,21 @@ class Demo:
         for order in orders:
             totals[order["currency"]] += order["total"]
         self.say.line()
-        self.say.line(f"{len(orders)} orders for {len({o['customer_id'] for o in orders})} customers: "
-                      + ", ".join(money(total, cur) for cur, total in sorted(totals.items())))
+        self.say.line(
+            f"{len(orders)} orders for {len({o['customer_id'] for o in orders})} customers: "
+            + ", ".join(money(total, cur) for cur, total in sorted(totals.items()))
+        )
         return day, orders
 
     def run_worker(self, day: dt.date) -> None:
         self.say.step("Run the stats worker once (the M2M app)")
-        self.say.say("`stats-worker once` gets its own token (read:orders read:products), pages "
-                     "through the day's orders, writes the report, then gets a Management API token "
-                     "(scope all) and writes each customer's figures to their Logto custom data. "
-                     f"The orders were placed just now, so the demo asks for today ({day}); on its "
-                     "schedule the worker reports on yesterday.")
+        self.say.say(
+            "`stats-worker once` gets its own token (read:orders read:products), pages "
+            "through the day's orders, writes the report, then gets a Management API token "
+            "(scope all) and writes each customer's figures to their Logto custom data. "
+            f"The orders were placed just now, so the demo asks for today ({day}); on its "
+            "schedule the worker reports on yesterday."
+        )
         self.say.line()
         argv = [bin_path("stats-worker"), "once", "--date", day.isoformat()]
         self.say.line("$ stats-worker once --date " + day.isoformat(), indent=2)
@@ -298,14 +375,17 @@ class Demo:
         customer = orders[0]["customer_id"]
         client = self.token_client(WORKER_APP)
         token = client.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
-        self.say.say("The worker wrote each customer's figures with PATCH /api/users/{id}/custom-data "
-                     '{"customData": {"shopping": {...}}} (Logto merges top-level keys). '
-                     "Reading one back takes a Management API token, resource "
-                     f"{OSS_MANAGEMENT_API_RESOURCE}, scope {MANAGEMENT_API_SCOPE}: {shorten_token(token)}")
+        self.say.say(
+            "The worker wrote each customer's figures with PATCH /api/users/{id}/custom-data "
+            '{"customData": {"shopping": {...}}} (Logto merges top-level keys). '
+            "Reading one back takes a Management API token, resource "
+            f"{OSS_MANAGEMENT_API_RESOURCE}, scope {MANAGEMENT_API_SCOPE}: {shorten_token(token)}"
+        )
         self.say.line()
         self.show_next = True
-        response = self.http.get(f"{self.endpoint}/api/users/{customer}/custom-data",
-                                 headers={"Authorization": f"Bearer {token}"})
+        response = self.http.get(
+            f"{self.endpoint}/api/users/{customer}/custom-data", headers={"Authorization": f"Bearer {token}"}
+        )
         response.raise_for_status()
 
     def check_report(self, day: dt.date, orders: list[dict]) -> None:
@@ -317,19 +397,29 @@ class Demo:
             placed[order["currency"]][0] += 1
             placed[order["currency"]][1] += order["total"]
         self.say.line(self.relative(path) + ":")
-        rows = [("orders", report["orders"]), ("units", report["units"]),
-                ("customers", report["customers"])]
+        rows = [("orders", report["orders"]), ("units", report["units"]), ("customers", report["customers"])]
         for currency, figures in report["currencies"].items():
-            rows.append((currency, f"{money(figures['revenue'], currency)} from {figures['orders']} "
-                                   f"orders, average {money(figures['average_order_value'], currency)}"))
+            rows.append(
+                (
+                    currency,
+                    f"{money(figures['revenue'], currency)} from {figures['orders']} "
+                    f"orders, average {money(figures['average_order_value'], currency)}",
+                )
+            )
         sync = report.get("custom_data_sync") or {}
-        rows.append(("custom data", ", ".join(f"{sync.get(what, 0)} {what}"
-                                              for what in ("synced", "skipped", "failed"))))
+        rows.append(
+            (
+                "custom data",
+                ", ".join(f"{sync.get(what, 0)} {what}" for what in ("synced", "skipped", "failed")),
+            )
+        )
         self.say.table(rows)
         reported = {currency: [f["orders"], f["revenue"]] for currency, f in report["currencies"].items()}
         expected_customers = len({order["customer_id"] for order in orders})
         if reported != dict(placed) or report["customers"] != expected_customers:
             raise RuntimeError(f"the report does not match the orders placed: {dict(placed)}")
         self.say.line()
-        self.say.line("Matches the orders the demo placed: "
-                      + ", ".join(f"{n} in {money(total, cur)}" for cur, (n, total) in sorted(placed.items())))
+        self.say.line(
+            "Matches the orders the demo placed: "
+            + ", ".join(f"{n} in {money(total, cur)}" for cur, (n, total) in sorted(placed.items()))
+        )

@@ -67,8 +67,12 @@ class Narrator:
         self.line(f"<- {response.status_code} {reason_phrase(response)}", indent=2)
         challenge = response.headers.get("WWW-Authenticate")
         if challenge:
-            for line in textwrap.wrap(f"WWW-Authenticate: {challenge}", WIDTH - 3 * len(INDENT) - 3,
-                                      subsequent_indent="    ", break_long_words=False):
+            for line in textwrap.wrap(
+                f"WWW-Authenticate: {challenge}",
+                WIDTH - 3 * len(INDENT) - 3,
+                subsequent_indent="    ",
+                break_long_words=False,
+            ):
                 self.line("   " + line, indent=2)
         for line in response_lines(response):
             self.line(line, indent=3)

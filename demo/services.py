@@ -46,8 +46,12 @@ def check_port_free(port: int, option: str | None = None) -> None:
             if exc.errno != errno.EADDRINUSE:
                 raise ServiceError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
             if option:
-                raise ServiceError(f"port {port} is in use: stop what listens there or drop {option}") from None
-            raise ServiceError(f"port {port} was free a moment ago and is in use now: run the demo again") from None
+                raise ServiceError(
+                    f"port {port} is in use: stop what listens there or drop {option}"
+                ) from None
+            raise ServiceError(
+                f"port {port} was free a moment ago and is in use now: run the demo again"
+            ) from None
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -61,9 +65,18 @@ def log_tail(path: Path, lines: int = 20) -> str:
 class Service:
     """One long-running program, its output in ``log_path``; ready once ``ready_url`` answers."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path,
-                 log_path: Path, ready_url: str, port: int | None = None,
-                 port_option: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log_path: Path,
+        ready_url: str,
+        port: int | None = None,
+        port_option: str | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = env
@@ -78,14 +91,21 @@ class Service:
         if self.port is not None:
             check_port_free(self.port, self.port_option)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited with status {self.proc.returncode}:\n"
-                                   f"{log_tail(self.log_path)}")
+                raise ServiceError(
+                    f"{self.name} exited with status {self.proc.returncode}:\n{log_tail(self.log_path)}"
+                )
             try:
                 ready = requests.get(self.ready_url, timeout=1).status_code == 200
             except requests.RequestException:
@@ -95,11 +115,14 @@ class Service:
                 if self.proc.poll() is not None:
                     raise ServiceError(
                         f"{self.name} exited with status {self.proc.returncode}, yet {self.ready_url} "
-                        f"answered: another program serves that port:\n{log_tail(self.log_path)}")
+                        f"answered: another program serves that port:\n{log_tail(self.log_path)}"
+                    )
                 return
             time.sleep(0.1)
-        raise ServiceError(f"{self.name} did not answer {self.ready_url} within {READY_TIMEOUT:.0f}s:\n"
-                           f"{log_tail(self.log_path)}")
+        raise ServiceError(
+            f"{self.name} did not answer {self.ready_url} within {READY_TIMEOUT:.0f}s:\n"
+            f"{log_tail(self.log_path)}"
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, wait, then SIGKILL the whole group; the exit status (None if never started)."""
@@ -146,15 +169,23 @@ class Services:
         self.stop_all()
 
 
-def run_program(argv: Sequence[str], *, env: dict[str, str], cwd: Path,
-                timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run_program(
+    argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
     """Run a program to completion, stdout and stderr interleaved in ``stdout``.
 
     It gets its own session, so a Ctrl-C reaches only the demo, which then stops it.
     """
-    with subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                          start_new_session=True) as proc:
+    with subprocess.Popen(
+        list(argv),
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    ) as proc:
         try:
             output, _ = proc.communicate(timeout=timeout)
         except BaseException:  # timeout or Ctrl-C: never leave it running

@@ -59,7 +59,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(test_config or {})
     app.json.sort_keys = False  # keep Logto's field order in bodies
 
-
     config_file = app.config["ISSUER_CONFIG_FILE"]
     config = load_config(Path(config_file) if config_file else None)
     state_dir = Path(app.config["ISSUER_STATE_DIR"])
@@ -67,7 +66,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     keys = SigningKeys.load_or_create(key_file, rotate=bool(app.config["ISSUER_ROTATE_KEY"]))
     issuer = issuer_for(app.config["ISSUER_ENDPOINT"])
     app.extensions["local_issuer"] = LocalIssuer(
-        issuer=issuer, config=config, keys=keys,
+        issuer=issuer,
+        config=config,
+        keys=keys,
         users=UserStore(state_dir / USERS_FILE_NAME, config.users),
         oauth=LocalAuthorizationServer(config, keys, issuer),
     )
@@ -86,8 +87,11 @@ def _http_error(exc: HTTPException):
     if request.path.startswith("/oidc/"):
         # node-oidc-provider's answer for any route or method it does not serve.
         description = f"unrecognized route or not allowed method ({request.method} on {request.path})"
-        return oidc_error_response(404 if status in (404, 405) else status, "invalid_request",
-                                   description if status in (404, 405) else exc.name.lower())
+        return oidc_error_response(
+            404 if status in (404, 405) else status,
+            "invalid_request",
+            description if status in (404, 405) else exc.name.lower(),
+        )
     if status == 404:
         return management_error(404, "entity.not_found")
     response = management_error(status, "request.general")

@@ -45,25 +45,50 @@ def parse_args(argv: list[str] | None, settings: IssuerSettings) -> argparse.Nam
     parser = argparse.ArgumentParser(
         prog="local-issuer",
         description="A Logto-compatible authorization server for local development and tests "
-                    "(client_credentials, JWT access tokens, a Management API subset). "
-                    "Not for production.")
-    parser.add_argument("--host", default=settings.local_issuer_host,
-                        help="address to listen on (default %(default)s; env LOCAL_ISSUER_HOST)")
-    parser.add_argument("--port", type=int, default=settings.local_issuer_port,
-                        help="port to listen on (default %(default)s; env LOCAL_ISSUER_PORT)")
-    parser.add_argument("--config", type=Path, default=settings.local_issuer_config,
-                        help="tenant config, YAML or JSON (default: the packaged demo config; "
-                             "env LOCAL_ISSUER_CONFIG)")
-    parser.add_argument("--state-dir", type=Path, default=settings.local_issuer_state_dir,
-                        help="where the signing key and users' custom data are kept "
-                             "(default %(default)s; env LOCAL_ISSUER_STATE_DIR)")
-    parser.add_argument("--key-file", type=Path, default=settings.local_issuer_key_file,
-                        help="private JWKS file (default STATE_DIR/signing-keys.json; env LOCAL_ISSUER_KEY_FILE)")
-    parser.add_argument("--endpoint", default=settings.logto_endpoint,
-                        help="public base URL; tokens say iss={endpoint}/oidc "
-                             "(default: env LOGTO_ENDPOINT, else http://HOST:PORT)")
-    parser.add_argument("--rotate-key", action="store_true",
-                        help="generate a new signing key, publish it first, keep the previous one published")
+        "(client_credentials, JWT access tokens, a Management API subset). "
+        "Not for production.",
+    )
+    parser.add_argument(
+        "--host",
+        default=settings.local_issuer_host,
+        help="address to listen on (default %(default)s; env LOCAL_ISSUER_HOST)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=settings.local_issuer_port,
+        help="port to listen on (default %(default)s; env LOCAL_ISSUER_PORT)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=settings.local_issuer_config,
+        help="tenant config, YAML or JSON (default: the packaged demo config; env LOCAL_ISSUER_CONFIG)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=settings.local_issuer_state_dir,
+        help="where the signing key and users' custom data are kept "
+        "(default %(default)s; env LOCAL_ISSUER_STATE_DIR)",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=settings.local_issuer_key_file,
+        help="private JWKS file (default STATE_DIR/signing-keys.json; env LOCAL_ISSUER_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=settings.logto_endpoint,
+        help="public base URL; tokens say iss={endpoint}/oidc "
+        "(default: env LOGTO_ENDPOINT, else http://HOST:PORT)",
+    )
+    parser.add_argument(
+        "--rotate-key",
+        action="store_true",
+        help="generate a new signing key, publish it first, keep the previous one published",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error("--port must be between 1 and 65535")
@@ -134,16 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         listener = listen(args.host, args.port)
     except OSError as exc:  # before any state change: the key file is untouched
-        print(f"local-issuer: {bind_error(args.host, args.port, exc, rotate=args.rotate_key)}", file=sys.stderr)
+        print(
+            f"local-issuer: {bind_error(args.host, args.port, exc, rotate=args.rotate_key)}", file=sys.stderr
+        )
         return 1
     try:
-        app = create_app({
-            "ISSUER_ENDPOINT": endpoint,
-            "ISSUER_CONFIG_FILE": str(args.config) if args.config else None,
-            "ISSUER_STATE_DIR": str(args.state_dir),
-            "ISSUER_KEY_FILE": str(args.key_file) if args.key_file else None,
-            "ISSUER_ROTATE_KEY": args.rotate_key,
-        })
+        app = create_app(
+            {
+                "ISSUER_ENDPOINT": endpoint,
+                "ISSUER_CONFIG_FILE": str(args.config) if args.config else None,
+                "ISSUER_STATE_DIR": str(args.state_dir),
+                "ISSUER_KEY_FILE": str(args.key_file) if args.key_file else None,
+                "ISSUER_ROTATE_KEY": args.rotate_key,
+            }
+        )
     except (ConfigError, KeyFileError, UserStoreError) as exc:
         listener.close()
         print(f"local-issuer: {exc}", file=sys.stderr)
@@ -154,33 +183,42 @@ def main(argv: list[str] | None = None) -> int:
     issuer = app.extensions["local_issuer"]
     config_name = args.config or f"{default_config_path().name} (packaged demo config)"
     if args.rotate_key:
-        log.info("rotated the signing key: new kid %s signs; the previous key stays published",
-                 issuer.keys.current.kid)
+        log.info(
+            "rotated the signing key: new kid %s signs; the previous key stays published",
+            issuer.keys.current.kid,
+        )
 
     def when_ready(server) -> None:
         server.log.info(
             "local-issuer: LOCAL DEVELOPMENT ISSUER, NOT FOR PRODUCTION. Issuer %s on http://%s "
-            "(config %s, signing key kid %s)", issuer.issuer, _hostport(args.host, args.port),
-            config_name, issuer.keys.current.kid)
+            "(config %s, signing key kid %s)",
+            issuer.issuer,
+            _hostport(args.host, args.port),
+            config_name,
+            issuer.keys.current.kid,
+        )
 
-    IssuerServer(app, {
-        "bind": f"fd://{listener.detach()}",  # the socket bound above; gunicorn owns it from here
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": THREADS,
-        "backlog": BACKLOG,
-        "timeout": 30,
-        "graceful_timeout": 5,
-        "keepalive": 5,
-        "accesslog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "errorlog": "-",
-        "loglevel": "info",
-        "proc_name": "local-issuer",
-        "when_ready": when_ready,
-        # gunicorn 24+ opens a control socket in the home directory; several local servers would share it.
-        "control_socket_disable": True,
-    }).run()
+    IssuerServer(
+        app,
+        {
+            "bind": f"fd://{listener.detach()}",  # the socket bound above; gunicorn owns it from here
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": THREADS,
+            "backlog": BACKLOG,
+            "timeout": 30,
+            "graceful_timeout": 5,
+            "keepalive": 5,
+            "accesslog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "local-issuer",
+            "when_ready": when_ready,
+            # gunicorn 24+ opens a control socket in the home directory; several local servers would share it.
+            "control_socket_disable": True,
+        },
+    ).run()
     return 0
 
 

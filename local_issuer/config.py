@@ -141,13 +141,16 @@ class IssuerConfig(_Model):
                 if resource is None:
                     raise ValueError(f"roles[{index}] ({role.name}): unknown resource {indicator!r}")
                 if unknown := [s for s in scopes if s not in resource.scope_names]:
-                    raise ValueError(f"roles[{index}] ({role.name}): resource {indicator!r} has no "
-                                     f"scope {', '.join(map(repr, unknown))}")
+                    raise ValueError(
+                        f"roles[{index}] ({role.name}): resource {indicator!r} has no "
+                        f"scope {', '.join(map(repr, unknown))}"
+                    )
         role_names = {role.name for role in self.roles}
         for index, app in enumerate(self.applications):
             if unknown := [r for r in app.roles if r not in role_names]:
-                raise ValueError(f"applications[{index}] ({app.id}): unknown role "
-                                 f"{', '.join(map(repr, unknown))}")
+                raise ValueError(
+                    f"applications[{index}] ({app.id}): unknown role {', '.join(map(repr, unknown))}"
+                )
         return self
 
     def resource(self, indicator: str) -> Resource | None:
@@ -181,7 +184,11 @@ def _entry_label(data: Any, loc: tuple[Any, ...]) -> str:
         if isinstance(item, int):
             parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
-            label = (node.get("id") or node.get("name") or node.get("indicator")) if isinstance(node, dict) else None
+            label = (
+                (node.get("id") or node.get("name") or node.get("indicator"))
+                if isinstance(node, dict)
+                else None
+            )
             if isinstance(label, str):
                 parts[-1] += f" ({label})"
         else:
@@ -208,7 +215,9 @@ def parse_config(text: str, *, source: str, as_json: bool = False) -> IssuerConf
     try:
         data = json.loads(text) if as_json else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        raise ConfigError(
+            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -40,7 +40,7 @@ MANAGEMENT_PHRASES = {
 }
 
 # RFC 6749 section 5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
-_NOT_ALLOWED_IN_DESCRIPTION = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_NOT_ALLOWED_IN_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def safe_description(text: str, limit: int = 200) -> str:
@@ -73,11 +73,13 @@ def oidc_error_body(error: str, description: str | None) -> dict:
     return body
 
 
-def oidc_error_response(status: int, error: str, description: str | None,
-                        headers: dict[str, str] | None = None) -> Response:
+def oidc_error_response(
+    status: int, error: str, description: str | None, headers: dict[str, str] | None = None
+) -> Response:
     """An OIDC endpoint error; never cached (RFC 6749 section 5.1 asks the same of successes)."""
-    return json_response(status, oidc_error_body(error, description),
-                         {"Cache-Control": "no-store", **(headers or {})})
+    return json_response(
+        status, oidc_error_body(error, description), {"Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 def management_error(status: int, code: str, **values: str) -> Response:

@@ -55,10 +55,15 @@ class SigningKeys:
         if rotate or not keys:
             keys = [generate_key(), *keys][:KEYS_KEPT]
             try:
-                write_atomically(path, json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2).encode(),
-                                 mode=0o600)
+                write_atomically(
+                    path,
+                    json.dumps({"keys": [k.as_dict(private=True) for k in keys]}, indent=2).encode(),
+                    mode=0o600,
+                )
             except OSError as exc:
-                raise KeyFileError(f"{path}: cannot be written ({exc.strerror or exc.__class__.__name__})") from None
+                raise KeyFileError(
+                    f"{path}: cannot be written ({exc.strerror or exc.__class__.__name__})"
+                ) from None
         return cls(keys)
 
     @staticmethod
@@ -67,10 +72,15 @@ class SigningKeys:
             data = json.loads(path.read_text(encoding="utf-8"))
             key_set = KeySet.import_key_set(data)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise KeyFileError(f"{path}: not a usable private JWKS ({exc.__class__.__name__}); "
-                               "move it away to generate a new key") from None
-        keys = [key for key in key_set.keys if isinstance(key, ECKey) and key.is_private
-                and key.get("crv") == CURVE and key.kid]
+            raise KeyFileError(
+                f"{path}: not a usable private JWKS ({exc.__class__.__name__}); "
+                "move it away to generate a new key"
+            ) from None
+        keys = [
+            key
+            for key in key_set.keys
+            if isinstance(key, ECKey) and key.is_private and key.get("crv") == CURVE and key.kid
+        ]
         if len(keys) != len(key_set.keys) or not keys:
             raise KeyFileError(f"{path}: every key must be a private EC P-384 key with a kid")
         return keys

@@ -38,8 +38,9 @@ def require_management_token(view):
         if scheme != "Bearer":
             return management_error(401, "auth.authorization_token_type_not_supported")
         try:
-            claims = verify_access_token(issuer.keys, token.strip(), issuer=issuer.issuer,
-                                         audience=OSS_MANAGEMENT_API_RESOURCE)
+            claims = verify_access_token(
+                issuer.keys, token.strip(), issuer=issuer.issuer, audience=OSS_MANAGEMENT_API_RESOURCE
+            )
         except InvalidAccessToken as exc:
             log.info("management API: token rejected (%s)", exc)
             return management_error(401, "auth.unauthorized")
@@ -83,8 +84,12 @@ def patch_custom_data(user_id: str):
     if changes is None:
         return management_error(400, "guard.invalid_input")
     merged = users.merge_custom_data(user_id, changes)
-    log.info("custom data of %s updated by %s (keys: %s)", user_id, g.management_client_id,
-             ", ".join(sorted(changes)) or "none")
+    log.info(
+        "custom data of %s updated by %s (keys: %s)",
+        user_id,
+        g.management_client_id,
+        ", ".join(sorted(changes)) or "none",
+    )
     return json_response(200, merged)
 
 
@@ -98,8 +103,7 @@ def _custom_data_body() -> dict | None:
     if len(raw) > MAX_BODY_BYTES:
         return None
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
-                          parse_float=_finite_float)
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or set(body) != {"customData"} or not isinstance(body["customData"], dict):

@@ -59,8 +59,10 @@ def read_token_parameters(request: Request) -> MultiDict:
     if not raw:
         return MultiDict()
     if request.mimetype not in ("application/x-www-form-urlencoded", "application/json"):
-        raise InvalidRequestError("only application/x-www-form-urlencoded or application/json "
-                                  "content-type bodies are supported on POST /token")
+        raise InvalidRequestError(
+            "only application/x-www-form-urlencoded or application/json "
+            "content-type bodies are supported on POST /token"
+        )
     try:
         text = raw.decode("utf-8")
         if request.mimetype == "application/json":
@@ -109,8 +111,9 @@ def read_basic_credentials(header: str | None) -> tuple[str, str] | None:
         # Both halves are form-encoded before base64 (RFC 6749 section 2.3.1).
         return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
     except UnicodeDecodeError:
-        raise InvalidRequestError("client_id and client_secret in the authorization header are not "
-                                  "properly encoded") from None
+        raise InvalidRequestError(
+            "client_id and client_secret in the authorization header are not properly encoded"
+        ) from None
 
 
 class BodyPayload(OAuth2Payload):
@@ -201,8 +204,9 @@ def authenticate_client_secret_basic(query_client, request: TokenRequest) -> App
 
 
 def authenticate_client_secret_post(query_client, request: TokenRequest) -> AppClient:
-    return _authenticate(query_client, request.payload.data.get("client_id"),
-                         request.payload.data.get("client_secret"))
+    return _authenticate(
+        query_client, request.payload.data.get("client_id"), request.payload.data.get("client_secret")
+    )
 
 
 class LogtoClientCredentialsGrant(ClientCredentialsGrant):
@@ -228,7 +232,9 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
         if not resources:
             raise InvalidTargetError("both `resource` and `organization_id` are not provided")
         if len(resources) > 1:
-            raise InvalidTargetError("only a single resource indicator value is supported for this grant type")
+            raise InvalidTargetError(
+                "only a single resource indicator value is supported for this grant type"
+            )
         resource = resources[0]
         held = self.server.config.scopes_held(self.client.app, resource.indicator)
         # RFC 6749 section 3.3: scopes are separated by single spaces (Logto splits on " " too).
@@ -240,11 +246,19 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
     def create_token_response(self):
         resource = self.request.resource
         token = issue_access_token(
-            self.server.keys, issuer=self.server.issuer, client_id=self.client.get_client_id(),
-            audience=resource.indicator, scopes=self.request.granted_scopes,
-            ttl=resource.access_token_ttl)
-        log.info("issued access token client_id=%s aud=%s scope=%r", self.client.get_client_id(),
-                 resource.indicator, token.scope or "")
+            self.server.keys,
+            issuer=self.server.issuer,
+            client_id=self.client.get_client_id(),
+            audience=resource.indicator,
+            scopes=self.request.granted_scopes,
+            ttl=resource.access_token_ttl,
+        )
+        log.info(
+            "issued access token client_id=%s aud=%s scope=%r",
+            self.client.get_client_id(),
+            resource.indicator,
+            token.scope or "",
+        )
         return 200, token.response_body(), TOKEN_HEADERS
 
 
@@ -280,8 +294,9 @@ class LocalAuthorizationServer(AuthorizationServer):
             try:
                 grant = self.get_token_grant(oauth_request)
             except UnsupportedGrantTypeError:
-                raise OAuth2Error(error="unsupported_grant_type",
-                                  description="unsupported grant_type requested") from None
+                raise OAuth2Error(
+                    error="unsupported_grant_type", description="unsupported grant_type requested"
+                ) from None
             grant.validate_token_request()
             return self.handle_response(*grant.create_token_response())
         except OAuth2Error as error:
@@ -308,9 +323,14 @@ class LocalAuthorizationServer(AuthorizationServer):
     def handle_error_response(self, request, error: OAuth2Error):
         status = error.status_code or 400
         headers = dict(TOKEN_HEADERS)
-        if error.error == "invalid_client" and status == 401 and getattr(request, "has_authorization_header", False):
+        if (
+            error.error == "invalid_client"
+            and status == 401
+            and getattr(request, "has_authorization_header", False)
+        ):
             # RFC 6749 section 5.2: 401 with the scheme the client tried; realm as Logto sends it.
-            headers["WWW-Authenticate"] = (f'Basic realm="{self.issuer}", error="invalid_client", '
-                                           f'error_description="{error.get_error_description()}"')
+            headers["WWW-Authenticate"] = (
+                f'Basic realm="{self.issuer}", error="invalid_client", '
+                f'error_description="{error.get_error_description()}"'
+            )
         return json_response(status, oidc_error_body(error.error, error.get_error_description()), headers)
-

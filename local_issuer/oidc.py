@@ -39,8 +39,9 @@ def discovery():
 @bp.get("/jwks")
 def jwks():
     # Logto serves the key set uncached: caching (and refetching on an unknown kid) is the client's job.
-    response = json_response(200, _issuer().keys.public_jwks(), {"Cache-Control": "no-cache",
-                                                                  "Access-Control-Allow-Origin": "*"})
+    response = json_response(
+        200, _issuer().keys.public_jwks(), {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    )
     response.content_type = "application/jwk-set+json; charset=utf-8"
     return response
 

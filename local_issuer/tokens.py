@@ -43,14 +43,26 @@ class IssuedToken:
 
     def response_body(self) -> dict:
         """The token response, field for field as Logto sends it (RFC 6749 section 5.1)."""
-        body: dict = {"access_token": self.access_token, "expires_in": self.expires_in, "token_type": "Bearer"}
+        body: dict = {
+            "access_token": self.access_token,
+            "expires_in": self.expires_in,
+            "token_type": "Bearer",
+        }
         if self.scope:
             body["scope"] = self.scope
         return body
 
 
-def issue_access_token(keys: SigningKeys, *, issuer: str, client_id: str, audience: str,
-                       scopes: list[str], ttl: int, now: int | None = None) -> IssuedToken:
+def issue_access_token(
+    keys: SigningKeys,
+    *,
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scopes: list[str],
+    ttl: int,
+    now: int | None = None,
+) -> IssuedToken:
     """Sign an access token for ``client_id`` to call ``audience`` with ``scopes``."""
     issued_at = int(time.time()) if now is None else now
     claims: dict = {"jti": new_jti(), "sub": client_id, "iat": issued_at, "exp": issued_at + ttl}

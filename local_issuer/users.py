@@ -41,8 +41,10 @@ class UserStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UserStoreError(f"{self.path}: cannot be read ({exc.__class__.__name__}); "
-                                 "move it away to start from the config's custom data") from None
+            raise UserStoreError(
+                f"{self.path}: cannot be read ({exc.__class__.__name__}); "
+                "move it away to start from the config's custom data"
+            ) from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise UserStoreError(f"{self.path}: expected an object of user id -> record")
         return data

@@ -51,8 +51,10 @@ def resource_indicator(value: str) -> str:
     """
     parts = urlsplit(value)
     if value != value.strip() or not parts.scheme or not (parts.netloc or parts.path) or parts.fragment:
-        raise ValueError("must be the API identifier exactly as registered in Logto "
-                         "(an absolute URI such as https://shopping.api, no fragment)")
+        raise ValueError(
+            "must be the API identifier exactly as registered in Logto "
+            "(an absolute URI such as https://shopping.api, no fragment)"
+        )
     return value
 
 

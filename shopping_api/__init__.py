@@ -22,8 +22,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, static_folder=None)  # JSON only
     config = dict(test_config or {})
     env_file = config.pop("ENV_FILE", ENV_FILE)
-    overrides = {key.lower(): config.pop(key) for key in list(config)
-                 if key.lower() in ApiSettings.model_fields}
+    overrides = {
+        key.lower(): config.pop(key) for key in list(config) if key.lower() in ApiSettings.model_fields
+    }
     try:
         settings = load_settings(ApiSettings, env_file=env_file, **overrides)
     except SettingsError as exc:

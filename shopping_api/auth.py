@@ -132,8 +132,12 @@ class LogtoResourceProtector(ResourceProtector):
         if not isinstance(error, BearerError):  # anything Authlib raised on its own
             error = InvalidToken("the access token is invalid")
         body_error = getattr(error, "body_error", error.error)
-        response = error_response(error.status_code, body_error, error.description,
-                                  headers={"WWW-Authenticate": error.www_authenticate()})
+        response = error_response(
+            error.status_code,
+            body_error,
+            error.description,
+            headers={"WWW-Authenticate": error.www_authenticate()},
+        )
         abort(response)
 
 
@@ -143,9 +147,17 @@ class LogtoResourceProtector(ResourceProtector):
 class LogtoTokenValidator(JWTBearerTokenValidator):
     """RFC 9068 validation of Logto access tokens, with a cache of already-verified tokens."""
 
-    def __init__(self, *, issuer: str, resource: str, keys: KeyStore, algorithms: Iterable[str],
-                 leeway: int = 30, cache_size: int = 10_000,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        resource: str,
+        keys: KeyStore,
+        algorithms: Iterable[str],
+        leeway: int = 30,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(issuer=issuer, resource_server=resource, realm=REALM)
         self.keys = keys
         self.algorithms = frozenset(algorithms)
@@ -154,7 +166,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         # Bounded, and an entry is dropped the moment its token expires (ttu = exp).
         self._verified: TLRUCache | None = (
             TLRUCache(maxsize=cache_size, ttu=lambda _k, entry, _now: entry[1]["exp"], timer=clock)
-            if cache_size else None)
+            if cache_size
+            else None
+        )
         self._verified_lock = threading.Lock()
 
     def get_jwks(self):  # pragma: no cover - keys come from KeyStore, one kid at a time
@@ -225,7 +239,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise self._reject("alg", "the access token's signing algorithm is not accepted")
         if KEY_SOURCE_HEADERS & header.keys():
-            raise self._reject("key header", "the access token names its own key; only the issuer's JWKS is trusted")
+            raise self._reject(
+                "key header", "the access token names its own key; only the issuer's JWKS is trusted"
+            )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise self._reject("kid", "the access token names no signing key")

@@ -117,8 +117,12 @@ def _database_unavailable(exc: OperationalError):
     # Connection lost, server down, or SQLite still locked after the busy timeout: worth a retry.
     # Only the class is logged: the message can carry connection details.
     log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
-    return error_response(503, "temporarily_unavailable", "the database is unavailable; retry shortly",
-                          headers={"Retry-After": "1"})
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 def init_app(app: Flask) -> None:

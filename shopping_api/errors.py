@@ -10,8 +10,14 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, error: str, description: str, *, fields: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None):
+def error_response(
+    status: int,
+    error: str,
+    description: str,
+    *,
+    fields: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+):
     """Build ``{"error": ..., "error_description": ...[, "fields": {...}]}`` with ``status``."""
     body: dict[str, object] = {"error": error, "error_description": description}
     if fields:

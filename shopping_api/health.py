@@ -18,8 +18,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-@operation("Is the API up and its database reachable? (no token needed)", response=Health,
-           errors=(503,))
+@operation("Is the API up and its database reachable? (no token needed)", response=Health, errors=(503,))
 def healthz():
     try:
         ping()

@@ -34,8 +34,17 @@ _NO_KEYS: Mapping[str, Key] = MappingProxyType({})
 class KeyStore:
     """Signing keys by ``kid``, refreshed by TTL and, rate-limited, on an unknown ``kid``."""
 
-    def __init__(self, *, endpoint: str, issuer: str, jwks_uri: str | None, session: requests.Session,
-                 ttl: float, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        issuer: str,
+        jwks_uri: str | None,
+        session: requests.Session,
+        ttl: float,
+        cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.endpoint = endpoint
         self.issuer = issuer
         self._jwks_uri = jwks_uri  # None: ask discovery
@@ -81,8 +90,12 @@ class KeyStore:
             try:
                 keys = self._fetch()
             except (requests.RequestException, ValueError) as exc:
-                log.warning("JWKS fetch failed (%s): %s; keeping %d cached key(s)",
-                            reason, type(exc).__name__, len(self._keys))
+                log.warning(
+                    "JWKS fetch failed (%s): %s; keeping %d cached key(s)",
+                    reason,
+                    type(exc).__name__,
+                    len(self._keys),
+                )
                 return self._keys
             self._keys = keys
             self._fetched_at = self._attempted_at
@@ -114,9 +127,12 @@ class KeyStore:
             return fallback
         if metadata.get("issuer") != self.issuer:
             # Tokens carry Logto's configured ENDPOINT, which may differ from the URL we reach it by.
-            log.warning("discovery says issuer %r but LOGTO_ISSUER is %r: tokens will be rejected "
-                        "unless LOGTO_ISSUER matches the issuer Logto puts in tokens",
-                        metadata.get("issuer"), self.issuer)
+            log.warning(
+                "discovery says issuer %r but LOGTO_ISSUER is %r: tokens will be rejected "
+                "unless LOGTO_ISSUER matches the issuer Logto puts in tokens",
+                metadata.get("issuer"),
+                self.issuer,
+            )
         uri = metadata.get("jwks_uri")
         if isinstance(uri, str) and uri.startswith(("http://", "https://")):
             self._jwks_uri = uri

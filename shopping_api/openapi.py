@@ -50,16 +50,18 @@ def _parameters(model: type[BaseModel], where: str) -> list[dict]:
 
 
 def build_document(app: Flask) -> dict:
-    declared = [(path, method, endpoint, op) for path, method, endpoint, op in operations(app)
-                if op is not None]
+    declared = [
+        (path, method, endpoint, op) for path, method, endpoint, op in operations(app) if op is not None
+    ]
     models = {(Error, "serialization")}
     for *_route, op in declared:
         if op.body is not None:
             models.add((op.body, "validation"))
         if op.response is not None:
             models.add((op.response, "serialization"))
-    refs, definitions = models_json_schema(sorted(models, key=lambda m: (m[0].__name__, m[1])),
-                                           ref_template=SCHEMA_REF)
+    refs, definitions = models_json_schema(
+        sorted(models, key=lambda m: (m[0].__name__, m[1])), ref_template=SCHEMA_REF
+    )
 
     def content(model: type[BaseModel], mode: str) -> dict:
         return {"application/json": {"schema": refs[(model, mode)]}}
@@ -71,14 +73,21 @@ def build_document(app: Flask) -> dict:
         if op.response is not None:
             success["content"] = content(op.response, "serialization")
         if op.headers:
-            success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                                  for name, text in op.headers.items()}
+            success["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}} for name, text in op.headers.items()
+            }
         responses[str(op.status)] = success
         for status in sorted({*op.errors, *(AUTH_ERRORS if op.scope else ())}):
-            responses[str(status)] = {"description": HTTPStatus(status).phrase,
-                                      "content": content(Error, "serialization")}
-        entry: dict = {"operationId": endpoint.rpartition(".")[2], "summary": op.summary, "responses": responses,
-                       "security": [{"bearer": [op.scope]}] if op.scope else []}
+            responses[str(status)] = {
+                "description": HTTPStatus(status).phrase,
+                "content": content(Error, "serialization"),
+            }
+        entry: dict = {
+            "operationId": endpoint.rpartition(".")[2],
+            "summary": op.summary,
+            "responses": responses,
+            "security": [{"bearer": [op.scope]}] if op.scope else [],
+        }
         if op.description:
             entry["description"] = op.description
         parameters = []
@@ -99,8 +108,8 @@ def build_document(app: Flask) -> dict:
             "title": "Shopping API",
             "version": "1.0.0",
             "description": "The online-shopping API resource of the Logto machine-to-machine "
-                           f"reference. Send `Authorization: Bearer <access token>`, a token Logto "
-                           f"issued for the resource `{settings.shopping_api_resource}`.",
+            f"reference. Send `Authorization: Bearer <access token>`, a token Logto "
+            f"issued for the resource `{settings.shopping_api_resource}`.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -111,8 +120,8 @@ def build_document(app: Flask) -> dict:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "A Logto access token (client_credentials grant from "
-                                   f"{settings.logto_issuer}/token with resource="
-                                   f"{settings.shopping_api_resource}); each route lists the scope it needs.",
+                    f"{settings.logto_issuer}/token with resource="
+                    f"{settings.shopping_api_resource}); each route lists the scope it needs.",
                 },
             },
         },

@@ -42,18 +42,36 @@ def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
-def order_json(id_: int, customer_id: str, currency: str, total: int, created_at: datetime,
-               created_by: str, items: list[dict]) -> dict:
-    return {"id": id_, "customer_id": customer_id, "currency": currency, "total": total,
-            "created_at": created_at.isoformat(timespec="microseconds"), "created_by": created_by,
-            "items": items}
+def order_json(
+    id_: int,
+    customer_id: str,
+    currency: str,
+    total: int,
+    created_at: datetime,
+    created_by: str,
+    items: list[dict],
+) -> dict:
+    return {
+        "id": id_,
+        "customer_id": customer_id,
+        "currency": currency,
+        "total": total,
+        "created_at": created_at.isoformat(timespec="microseconds"),
+        "created_by": created_by,
+        "items": items,
+    }
 
 
 @bp.get("/orders")
 @require_oauth(READ)
-@operation("List the orders created on one calendar day, in (created_at, id) order", scope=READ,
-           query=OrderListQuery, response=OrderPage, errors=(400,),
-           description="The day runs from midnight to midnight in `tz` (23 or 25 hours on DST days).")
+@operation(
+    "List the orders created on one calendar day, in (created_at, id) order",
+    scope=READ,
+    query=OrderListQuery,
+    response=OrderPage,
+    errors=(400,),
+    description="The day runs from midnight to midnight in `tz` (23 or 25 hours on DST days).",
+)
 def list_orders(query: OrderListQuery):
     start, end = day_bounds(query.day, query.tz)
     after = None
@@ -66,11 +84,19 @@ def list_orders(query: OrderListQuery):
         after = EPOCH + timedelta(microseconds=position.created_us)
     # The index range starts at the cursor's instant (not at midnight), so page 1,000 costs what
     # page 1 does; the row comparison then skips the orders of that instant already seen.
-    stmt = (select(ORDERS.c.id, ORDERS.c.customer_id, ORDERS.c.currency, ORDERS.c.total,
-                   ORDERS.c.created_at, ORDERS.c.created_by)
-            .where(ORDERS.c.created_at >= (after or start), ORDERS.c.created_at < end)
-            .order_by(ORDERS.c.created_at, ORDERS.c.id)
-            .limit(query.limit + 1))
+    stmt = (
+        select(
+            ORDERS.c.id,
+            ORDERS.c.customer_id,
+            ORDERS.c.currency,
+            ORDERS.c.total,
+            ORDERS.c.created_at,
+            ORDERS.c.created_by,
+        )
+        .where(ORDERS.c.created_at >= (after or start), ORDERS.c.created_at < end)
+        .order_by(ORDERS.c.created_at, ORDERS.c.id)
+        .limit(query.limit + 1)
+    )
     if after is not None:
         stmt = stmt.where(tuple_(ORDERS.c.created_at, ORDERS.c.id) > tuple_(after, position.id))
 
@@ -82,55 +108,101 @@ def list_orders(query: OrderListQuery):
     items: dict[int, list[dict]] = defaultdict(list)
     if rows:
         item_rows = session.execute(
-            select(ITEMS.c.order_id, ITEMS.c.product_id, ITEMS.c.sku, ITEMS.c.name, ITEMS.c.quantity,
-                   ITEMS.c.unit_price)
+            select(
+                ITEMS.c.order_id,
+                ITEMS.c.product_id,
+                ITEMS.c.sku,
+                ITEMS.c.name,
+                ITEMS.c.quantity,
+                ITEMS.c.unit_price,
+            )
             .where(ITEMS.c.order_id.in_([row[0] for row in rows]))
-            .order_by(ITEMS.c.order_id, ITEMS.c.id)).all()
+            .order_by(ITEMS.c.order_id, ITEMS.c.id)
+        ).all()
         for order_id, product_id, sku, name, quantity, unit_price in item_rows:
-            items[order_id].append({"product_id": product_id, "sku": sku, "name": name,
-                                    "quantity": quantity, "unit_price": unit_price})
+            items[order_id].append(
+                {
+                    "product_id": product_id,
+                    "sku": sku,
+                    "name": name,
+                    "quantity": quantity,
+                    "unit_price": unit_price,
+                }
+            )
 
     orders = [order_json(*row, items[row[0]]) for row in rows]
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = encode_cursor(OrderCursor(date=query.date, tz=query.tz,
-                                                created_us=to_micros(last.created_at), id=last.id))
+        next_cursor = encode_cursor(
+            OrderCursor(date=query.date, tz=query.tz, created_us=to_micros(last.created_at), id=last.id)
+        )
     body = {"date": query.date, "tz": query.tz, "orders": orders, "next_cursor": next_cursor}
     # Compact, unsorted JSON: a 1,000-order page is the hot path of the stats worker.
-    return current_app.response_class(json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-                                      mimetype="application/json")
+    return current_app.response_class(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False), mimetype="application/json"
+    )
 
 
 @bp.post("/orders")
 @require_oauth(WRITE)
-@operation("Create an order; prices are taken from the catalog at this moment", scope=WRITE,
-           body=OrderCreate, status=201, response=OrderOut, errors=(400, 413, 415, 422))
+@operation(
+    "Create an order; prices are taken from the catalog at this moment",
+    scope=WRITE,
+    body=OrderCreate,
+    status=201,
+    response=OrderOut,
+    errors=(400, 413, 415, 422),
+)
 def create_order(body: OrderCreate):
     session = get_session(write=True)
     wanted = [line.product_id for line in body.items]
-    products = {product.id: product for product in
-                session.scalars(select(Product).where(Product.id.in_(wanted)))}
-    problems = {f"items.{n}.product_id": "there is no such product"
-                for n, line in enumerate(body.items) if line.product_id not in products}
+    products = {
+        product.id: product for product in session.scalars(select(Product).where(Product.id.in_(wanted)))
+    }
+    problems = {
+        f"items.{n}.product_id": "there is no such product"
+        for n, line in enumerate(body.items)
+        if line.product_id not in products
+    }
     if not problems:
         currency = products[wanted[0]].currency
-        problems = {f"items.{n}.product_id": f"is priced in {products[line.product_id].currency}, "
-                                             f"the order in {currency}; one currency per order"
-                    for n, line in enumerate(body.items) if products[line.product_id].currency != currency}
+        problems = {
+            f"items.{n}.product_id": f"is priced in {products[line.product_id].currency}, "
+            f"the order in {currency}; one currency per order"
+            for n, line in enumerate(body.items)
+            if products[line.product_id].currency != currency
+        }
     if problems:
         invalid(422, "validation_failed", "some items cannot be ordered", problems)
 
-    order = Order(customer_id=body.customer_id, currency=currency, created_at=utcnow(),
-                  created_by=current_token["sub"])
+    order = Order(
+        customer_id=body.customer_id, currency=currency, created_at=utcnow(), created_by=current_token["sub"]
+    )
     for line in body.items:
         product = products[line.product_id]
-        order.items.append(OrderItem(product_id=product.id, sku=product.sku, name=product.name,
-                                     quantity=line.quantity, unit_price=product.price))
+        order.items.append(
+            OrderItem(
+                product_id=product.id,
+                sku=product.sku,
+                name=product.name,
+                quantity=line.quantity,
+                unit_price=product.price,
+            )
+        )
     order.total = sum(item.quantity * item.unit_price for item in order.items)
     session.add(order)
     session.commit()  # the order and all its lines, or nothing
-    lines = [{"product_id": item.product_id, "sku": item.sku, "name": item.name,
-              "quantity": item.quantity, "unit_price": item.unit_price} for item in order.items]
-    return order_json(order.id, order.customer_id, order.currency, order.total, order.created_at,
-                      order.created_by, lines), 201
+    lines = [
+        {
+            "product_id": item.product_id,
+            "sku": item.sku,
+            "name": item.name,
+            "quantity": item.quantity,
+            "unit_price": item.unit_price,
+        }
+        for item in order.items
+    ]
+    return order_json(
+        order.id, order.customer_id, order.currency, order.total, order.created_at, order.created_by, lines
+    ), 201

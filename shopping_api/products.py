@@ -59,23 +59,35 @@ def check_if_match(product: Product, *, required: bool) -> None:
     """412 unless ``If-Match`` names the product's current ETag (RFC 9110 section 13.1.1)."""
     if "If-Match" not in request.headers:
         if required:
-            abort(error_response(428, "precondition_required",
-                                 "send If-Match with the product's ETag (from GET /products/<id>)"))
+            abort(
+                error_response(
+                    428,
+                    "precondition_required",
+                    "send If-Match with the product's ETag (from GET /products/<id>)",
+                )
+            )
         return
     if not request.if_match.contains(str(product.version)):  # strong comparison; "*" matches
         stale(product)
 
 
 def stale(product: Product):
-    response = error_response(412, "precondition_failed",
-                              "the product changed since you read it; GET it again and retry")
+    response = error_response(
+        412, "precondition_failed", "the product changed since you read it; GET it again and retry"
+    )
     response.set_etag(str(product.version))
     abort(response)
 
 
 def sku_taken(sku: str):
-    abort(error_response(409, "conflict", f"another product already has the SKU {sku}",
-                         fields={"sku": "is already used by another product"}))
+    abort(
+        error_response(
+            409,
+            "conflict",
+            f"another product already has the SKU {sku}",
+            fields={"sku": "is already used by another product"},
+        )
+    )
 
 
 def save(product: Product) -> None:
@@ -94,12 +106,20 @@ def save(product: Product) -> None:
 
 @bp.get("/products")
 @require_oauth(READ)
-@operation("List products, by id, one page at a time", scope=READ, query=ProductListQuery,
-           response=ProductPage, errors=(400,))
+@operation(
+    "List products, by id, one page at a time",
+    scope=READ,
+    query=ProductListQuery,
+    response=ProductPage,
+    errors=(400,),
+)
 def list_products(query: ProductListQuery):
     after = decode_cursor(query.cursor, ProductCursor).after_id if query.cursor else 0
-    rows = get_session().scalars(
-        select(Product).where(Product.id > after).order_by(Product.id).limit(query.limit + 1)).all()
+    rows = (
+        get_session()
+        .scalars(select(Product).where(Product.id > after).order_by(Product.id).limit(query.limit + 1))
+        .all()
+    )
     page = rows[: query.limit]
     more = len(rows) > query.limit
     return {
@@ -110,21 +130,33 @@ def list_products(query: ProductListQuery):
 
 @bp.get("/products/<product_id>")
 @require_oauth(READ)
-@operation("Read one product (its ETag is the version to send in If-Match)", scope=READ,
-           path=ProductPath, response=ProductOut, errors=(400, 404), headers={"ETag": "current version"})
+@operation(
+    "Read one product (its ETag is the version to send in If-Match)",
+    scope=READ,
+    path=ProductPath,
+    response=ProductOut,
+    errors=(400, 404),
+    headers={"ETag": "current version"},
+)
 def get_product(path: ProductPath):
     return product_response(load_product(path.product_id))
 
 
 @bp.post("/products")
 @require_oauth(WRITE)
-@operation("Create a product", scope=WRITE, body=ProductCreate, status=201, response=ProductOut,
-           errors=(400, 409, 413, 415, 422), headers={"ETag": "version", "Location": "the new product"})
+@operation(
+    "Create a product",
+    scope=WRITE,
+    body=ProductCreate,
+    status=201,
+    response=ProductOut,
+    errors=(400, 409, 413, 415, 422),
+    headers={"ETag": "version", "Location": "the new product"},
+)
 def create_product(body: ProductCreate):
     session = get_session(write=True)
     now = utcnow()
-    product = Product(**body.model_dump(), created_at=now, updated_at=now,
-                      created_by=current_token["sub"])
+    product = Product(**body.model_dump(), created_at=now, updated_at=now, created_by=current_token["sub"])
     session.add(product)
     save(product)
     response = product_response(product, 201)
@@ -146,26 +178,43 @@ def change(product_id: int, values: dict) -> Response:
 
 @bp.put("/products/<product_id>")
 @require_oauth(WRITE)
-@operation("Replace a product (needs If-Match)", scope=WRITE, path=ProductPath, body=ProductCreate,
-           response=ProductOut, errors=(400, 404, 409, 412, 413, 415, 422, 428),
-           headers={"ETag": "new version"})
+@operation(
+    "Replace a product (needs If-Match)",
+    scope=WRITE,
+    path=ProductPath,
+    body=ProductCreate,
+    response=ProductOut,
+    errors=(400, 404, 409, 412, 413, 415, 422, 428),
+    headers={"ETag": "new version"},
+)
 def replace_product(path: ProductPath, body: ProductCreate):
     return change(path.product_id, body.model_dump())
 
 
 @bp.patch("/products/<product_id>")
 @require_oauth(WRITE)
-@operation("Change some fields of a product (needs If-Match)", scope=WRITE, path=ProductPath,
-           body=ProductPatch, response=ProductOut, errors=(400, 404, 409, 412, 413, 415, 422, 428),
-           headers={"ETag": "new version"})
+@operation(
+    "Change some fields of a product (needs If-Match)",
+    scope=WRITE,
+    path=ProductPath,
+    body=ProductPatch,
+    response=ProductOut,
+    errors=(400, 404, 409, 412, 413, 415, 422, 428),
+    headers={"ETag": "new version"},
+)
 def patch_product(path: ProductPath, body: ProductPatch):
     return change(path.product_id, body.model_dump(exclude_unset=True))
 
 
 @bp.delete("/products/<product_id>")
 @require_oauth(WRITE)
-@operation("Delete a product (orders keep their copy of it)", scope=WRITE, path=ProductPath,
-           status=204, errors=(400, 404, 412))
+@operation(
+    "Delete a product (orders keep their copy of it)",
+    scope=WRITE,
+    path=ProductPath,
+    status=204,
+    errors=(400, 404, 412),
+)
 def delete_product(path: ProductPath):
     session = get_session(write=True)
     product = load_product(path.product_id)

@@ -64,23 +64,38 @@ def _calendar_day(value: str) -> date:
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
-                Field(description="Stock keeping unit, unique: letters, digits, '.', '_', '-'",
-                      examples=["MUG-001"])]
-ProductName = Annotated[str, StringConstraints(min_length=1, max_length=200),
-                        AfterValidator(_storable), AfterValidator(_single_line)]
+Sku = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
+    Field(description="Stock keeping unit, unique: letters, digits, '.', '_', '-'", examples=["MUG-001"]),
+]
+ProductName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_storable),
+    AfterValidator(_single_line),
+]
 Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_storable)]
-Price = Annotated[int, Field(ge=0, le=MAX_PRICE, description="Integer minor units: 1999 = 19.99 USD",
-                             examples=[1999])]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"),
-                     Field(description="ISO 4217 code", examples=["USD"])]
+Price = Annotated[
+    int, Field(ge=0, le=MAX_PRICE, description="Integer minor units: 1999 = 19.99 USD", examples=[1999])
+]
+Currency = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(description="ISO 4217 code", examples=["USD"])
+]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
-CustomerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"),
-                       Field(description="The customer's Logto user id", examples=["user-alice"])]
-Cursor = Annotated[str, StringConstraints(max_length=512, pattern=r"^[A-Za-z0-9_\-]+$"),
-                   Field(description="Opaque: the next_cursor of the previous page, unchanged")]
-Timestamp = Annotated[datetime, Field(description="ISO 8601, UTC, with offset",
-                                      examples=["2026-11-20T13:45:07.123456+00:00"])]
+CustomerId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"),
+    Field(description="The customer's Logto user id", examples=["user-alice"]),
+]
+Cursor = Annotated[
+    str,
+    StringConstraints(max_length=512, pattern=r"^[A-Za-z0-9_\-]+$"),
+    Field(description="Opaque: the next_cursor of the previous page, unchanged"),
+]
+Timestamp = Annotated[
+    datetime, Field(description="ISO 8601, UTC, with offset", examples=["2026-11-20T13:45:07.123456+00:00"])
+]
 
 
 class Body(BaseModel):
@@ -154,10 +169,17 @@ class ProductListQuery(Query):
 
 
 class OrderListQuery(Query):
-    date: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
-                    Field(description="Calendar day YYYY-MM-DD, in `tz`", examples=["2026-11-20"])]
-    tz: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone),
-                  Field(description="IANA time zone name", examples=["Europe/Paris"])] = "UTC"
+    date: Annotated[
+        str,
+        StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+        Field(description="Calendar day YYYY-MM-DD, in `tz`", examples=["2026-11-20"]),
+    ]
+    tz: Annotated[
+        str,
+        StringConstraints(max_length=64),
+        AfterValidator(_time_zone),
+        Field(description="IANA time zone name", examples=["Europe/Paris"]),
+    ] = "UTC"
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
     cursor: Cursor | None = None
 
@@ -189,7 +211,9 @@ class ProductOut(BaseModel):
 
 class ProductPage(BaseModel):
     products: list[ProductOut]
-    next_cursor: Annotated[str | None, Field(description="Pass as `cursor` for the next page; null on the last")]
+    next_cursor: Annotated[
+        str | None, Field(description="Pass as `cursor` for the next page; null on the last")
+    ]
 
 
 class OrderItemOut(BaseModel):
@@ -224,6 +248,10 @@ class Health(BaseModel):
 class Error(BaseModel):
     error: Annotated[str, Field(examples=["validation_failed"])]
     error_description: str
-    fields: Annotated[dict[str, str] | None, Field(
-        description="Dotted path of each bad field -> what is wrong",
-        examples=[{"items.0.quantity": "Input should be greater than or equal to 1"}])] = None
+    fields: Annotated[
+        dict[str, str] | None,
+        Field(
+            description="Dotted path of each bad field -> what is wrong",
+            examples=[{"items.0.quantity": "Input should be greater than or equal to 1"}],
+        ),
+    ] = None

@@ -58,9 +58,15 @@ def catalog(count: int, rng: random.Random) -> list[dict]:
     for n in range(1, count + 1):
         currency = currencies[(n - 1) % len(currencies)]
         name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {n}"
-        products.append({"sku": SEED_SKU.format(n), "name": name,
-                         "description": f"Sample product {n} of the seeded catalog",
-                         "price": rng.randint(*PRICE_RANGES[currency]), "currency": currency})
+        products.append(
+            {
+                "sku": SEED_SKU.format(n),
+                "name": name,
+                "description": f"Sample product {n} of the seeded catalog",
+                "price": rng.randint(*PRICE_RANGES[currency]),
+                "currency": currency,
+            }
+        )
     return products
 
 
@@ -70,12 +76,18 @@ def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, l
     with engine.begin() as conn:
         existing = set(conn.scalars(select(Product.sku).where(Product.sku.like("SEED-%"))))
         now = datetime.now(UTC)
-        new = [dict(product, version=1, created_at=now, updated_at=now, created_by=SEEDED_BY)
-               for product in wanted if product["sku"] not in existing]
+        new = [
+            dict(product, version=1, created_at=now, updated_at=now, created_by=SEEDED_BY)
+            for product in wanted
+            if product["sku"] not in existing
+        ]
         if new:
             conn.execute(insert(Product), new)
-        rows = conn.execute(select(Product.id, Product.sku, Product.name, Product.price, Product.currency)
-                            .where(Product.sku.like("SEED-%")).order_by(Product.id)).all()
+        rows = conn.execute(
+            select(Product.id, Product.sku, Product.name, Product.price, Product.currency)
+            .where(Product.sku.like("SEED-%"))
+            .order_by(Product.id)
+        ).all()
     return len(new), rows
 
 
@@ -93,8 +105,9 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
             copy.write_row([row[column] for column in columns])
 
 
-def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, customers: int,
-         random_seed: int) -> SeedResult:
+def seed(
+    engine: Engine, *, products: int, orders: int, day: date, tz: str, customers: int, random_seed: int
+) -> SeedResult:
     started = clock.perf_counter()
     create_schema(engine)
     rng = random.Random(random_seed)
@@ -116,7 +129,7 @@ def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, cust
     item_count = 0
     for first in range(0, orders, CHUNK):
         order_rows, item_rows = [], []
-        for offset in offsets[first:first + CHUNK]:
+        for offset in offsets[first : first + CHUNK]:
             currency = rng.choice(currencies)
             shelf = by_currency[currency]
             lines = rng.sample(shelf, k=min(len(shelf), rng.choice((1, 1, 1, 2, 2, 3))))
@@ -124,14 +137,28 @@ def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, cust
             for product in lines:
                 quantity = rng.randint(1, 5)
                 total += quantity * product.price
-                item_rows.append({"id": next_item, "order_id": next_order, "product_id": product.id,
-                                  "sku": product.sku, "name": product.name, "quantity": quantity,
-                                  "unit_price": product.price})
+                item_rows.append(
+                    {
+                        "id": next_item,
+                        "order_id": next_order,
+                        "product_id": product.id,
+                        "sku": product.sku,
+                        "name": product.name,
+                        "quantity": quantity,
+                        "unit_price": product.price,
+                    }
+                )
                 next_item += 1
-            order_rows.append({"id": next_order, "customer_id": rng.choice(people),
-                               "currency": currency, "total": total,
-                               "created_at": start + timedelta(microseconds=offset),
-                               "created_by": SEEDED_BY})
+            order_rows.append(
+                {
+                    "id": next_order,
+                    "customer_id": rng.choice(people),
+                    "currency": currency,
+                    "total": total,
+                    "created_at": start + timedelta(microseconds=offset),
+                    "created_by": SEEDED_BY,
+                }
+            )
             next_order += 1
         with engine.begin() as conn:  # one transaction per chunk
             bulk_insert(conn, ORDERS, order_rows)
@@ -142,8 +169,12 @@ def seed(engine: Engine, *, products: int, orders: int, day: date, tz: str, cust
         # Ids were given explicitly; move the sequences past them for later POST /orders.
         with engine.begin() as conn:
             for table in ("orders", "order_items"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT max(id) FROM {table}))"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
     return SeedResult(created, len(catalog_rows), orders, item_count, clock.perf_counter() - started)
 
 
@@ -154,27 +185,66 @@ def _time_zone(_ctx, _param, value: str) -> str:
 
 
 @click.command("seed")
-@click.option("--products", type=click.IntRange(1, 100_000), default=100, show_default=True,
-              help="Catalog size (products SEED-00001...; existing ones are kept).")
-@click.option("--orders", type=click.IntRange(0, 10_000_000), default=1000, show_default=True,
-              help="Orders to add for the day.")
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Day the orders fall on, YYYY-MM-DD in --tz.  [default: yesterday]")
-@click.option("--tz", default="UTC", show_default=True, callback=_time_zone,
-              help="IANA time zone the day is counted in.")
-@click.option("--customers", type=click.IntRange(1, 1_000_000), default=50, show_default=True,
-              help="Distinct customers: user-alice, user-bob, user-carol, user-dave, then user-000005...")
-@click.option("--random-seed", type=int, default=1, show_default=True,
-              help="Same seed, same data (on an empty database).")
+@click.option(
+    "--products",
+    type=click.IntRange(1, 100_000),
+    default=100,
+    show_default=True,
+    help="Catalog size (products SEED-00001...; existing ones are kept).",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(0, 10_000_000),
+    default=1000,
+    show_default=True,
+    help="Orders to add for the day.",
+)
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Day the orders fall on, YYYY-MM-DD in --tz.  [default: yesterday]",
+)
+@click.option(
+    "--tz",
+    default="UTC",
+    show_default=True,
+    callback=_time_zone,
+    help="IANA time zone the day is counted in.",
+)
+@click.option(
+    "--customers",
+    type=click.IntRange(1, 1_000_000),
+    default=50,
+    show_default=True,
+    help="Distinct customers: user-alice, user-bob, user-carol, user-dave, then user-000005...",
+)
+@click.option(
+    "--random-seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Same seed, same data (on an empty database).",
+)
 @with_appcontext
 def seed_command(products, orders, day, tz, customers, random_seed) -> None:
     """Fill the database with a sample catalog and ORDERS orders spread over one day."""
     day = day.date() if day else datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
     try:
-        result = seed(get_engine(), products=products, orders=orders, day=day, tz=tz,
-                      customers=customers, random_seed=random_seed)
+        result = seed(
+            get_engine(),
+            products=products,
+            orders=orders,
+            day=day,
+            tz=tz,
+            customers=customers,
+            random_seed=random_seed,
+        )
     except OperationalError as exc:
         raise click.ClickException(f"cannot reach the database: {unavailable_reason(exc)}") from None
-    click.echo(f"seeded {day} ({tz}): {result.orders:,} orders with {result.items:,} items; "
-               f"products: {result.products_created:,} created, {result.products_total:,} in the "
-               f"seed catalog; {customers:,} customers; took {result.seconds:.1f} s")
+    click.echo(
+        f"seeded {day} ({tz}): {result.orders:,} orders with {result.items:,} items; "
+        f"products: {result.products_created:,} created, {result.products_total:,} in the "
+        f"seed catalog; {customers:,} customers; took {result.seconds:.1f} s"
+    )

@@ -72,8 +72,12 @@ def parse_query(model: type[Query]) -> Query:
     try:
         parsed = model.model_validate(values)
     except ValidationError as exc:
-        invalid(400, "invalid_request", "some query parameters are invalid",
-                {**field_errors(exc, "query"), **repeated})
+        invalid(
+            400,
+            "invalid_request",
+            "some query parameters are invalid",
+            {**field_errors(exc, "query"), **repeated},
+        )
     if repeated:
         invalid(400, "invalid_request", "some query parameters are invalid", repeated)
     return parsed

@@ -15,8 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import requests
-from tenacity import (before_sleep_log, retry, retry_if_exception_type, stop_after_attempt,
-                      wait_exponential, wait_random)
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +58,16 @@ class ApiError(Exception):
 class ShoppingApiClient:
     """Reads orders from the shopping API with a bearer-token auth and a retrying session."""
 
-    def __init__(self, base_url: str, session: requests.Session, auth: requests.auth.AuthBase,
-                 *, page_size: int = 1000, body_retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        session: requests.Session,
+        auth: requests.auth.AuthBase,
+        *,
+        page_size: int = 1000,
+        body_retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.auth = auth
@@ -74,12 +88,16 @@ class ShoppingApiClient:
             try:
                 body = self._get_json("/orders", params)
             except BROKEN_BODY as exc:
-                raise ApiError(f"GET /orders kept breaking off mid-response ({type(exc).__name__}, "
-                               "after retries); the API or the network is failing") from None
+                raise ApiError(
+                    f"GET /orders kept breaking off mid-response ({type(exc).__name__}, "
+                    "after retries); the API or the network is failing"
+                ) from None
             orders, cursor = body.get("orders"), body.get("next_cursor")
             if not isinstance(orders, list) or not (cursor is None or isinstance(cursor, str)):
-                raise ApiError("GET /orders returned a body without an orders list and next_cursor; "
-                               "is SHOPPING_API_URL the shopping API?")
+                raise ApiError(
+                    "GET /orders returned a body without an orders list and next_cursor; "
+                    "is SHOPPING_API_URL the shopping API?"
+                )
             yield orders
             if not cursor:
                 return
@@ -95,8 +113,10 @@ class ShoppingApiClient:
         except BROKEN_BODY:
             raise
         except requests.RequestException as exc:
-            raise ApiError(f"cannot reach the shopping API at {self.base_url} ({type(exc).__name__}, "
-                           "after retries); check SHOPPING_API_URL and that the API is running") from None
+            raise ApiError(
+                f"cannot reach the shopping API at {self.base_url} ({type(exc).__name__}, "
+                "after retries); check SHOPPING_API_URL and that the API is running"
+            ) from None
         if response.status_code != 200:
             raise ApiError(_describe_failure(path, response))
         try:
@@ -121,8 +141,10 @@ def _describe_failure(path: str, response: requests.Response) -> str:
             detail += f" ({body['error_description']})"
     hint = ""
     if status == 401:
-        hint = (" The API rejected a fresh token too: SHOPPING_API_RESOURCE must equal the API's "
-                "identifier, and the API must trust this Logto issuer.")
+        hint = (
+            " The API rejected a fresh token too: SHOPPING_API_RESOURCE must equal the API's "
+            "identifier, and the API must trust this Logto issuer."
+        )
     elif status == 403:
         challenge = response.headers.get("WWW-Authenticate", "")
         hint = f" The token lacks a scope the route needs ({challenge or 'no challenge'}); check STATS_SCOPES and the app's roles."

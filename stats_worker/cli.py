@@ -30,7 +30,8 @@ def _date(text: str) -> dt.date:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stats-worker",
-        description="Logto machine-to-machine stats worker: daily order reports from the shopping API.")
+        description="Logto machine-to-machine stats worker: daily order reports from the shopping API.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the daily report on STATS_CRON until SIGTERM/SIGINT")
@@ -43,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # urllib3's debug lines carry full URLs; keep them even in verbose mode out of the way.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
@@ -84,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         sync = content.get("custom_data_sync")
         if sync and sync["failed"]:
-            log.error("report for %s written, but %d customers' custom data failed to sync",
-                      day, sync["failed"])
+            log.error(
+                "report for %s written, but %d customers' custom data failed to sync", day, sync["failed"]
+            )
             status = 1
     return status
 

@@ -57,5 +57,11 @@ def cron_trigger(expression: str, timezone: dt.tzinfo | str) -> CronTrigger:
     minute, hour, day, month, day_of_week = fields
     if day not in ("*", "?") and day_of_week not in ("*", "?"):
         raise ValueError("restrict the day of month or the day of week, not both")
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_day_of_week(day_of_week), timezone=timezone)
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_day_of_week(day_of_week),
+        timezone=timezone,
+    )

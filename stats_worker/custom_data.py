@@ -34,8 +34,15 @@ class ManagementApiDenied(Exception):
 class CustomDataSync:
     """Writes per-customer figures for one day; counts synced, skipped (unknown user) and failed."""
 
-    def __init__(self, endpoint: str, session: requests.Session, auth: requests.auth.AuthBase,
-                 *, concurrency: int = 4, keep_days: int = DEFAULT_KEEP_DAYS) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        session: requests.Session,
+        auth: requests.auth.AuthBase,
+        *,
+        concurrency: int = 4,
+        keep_days: int = DEFAULT_KEEP_DAYS,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.session = session
         self.auth = auth
@@ -86,11 +93,16 @@ class CustomDataSync:
             if current.status_code == 200:
                 shopping = self._merge(current.json(), day, figures)
                 if shopping is None:
-                    log.info("user %s: %s is older than the %d days kept in custom data; not written",
-                             customer_id, day, self.keep_days)
+                    log.info(
+                        "user %s: %s is older than the %d days kept in custom data; not written",
+                        customer_id,
+                        day,
+                        self.keep_days,
+                    )
                     return "skipped"
-                response = self.session.patch(url, json={"customData": {CUSTOM_DATA_KEY: shopping}},
-                                              auth=self.auth)
+                response = self.session.patch(
+                    url, json={"customData": {CUSTOM_DATA_KEY: shopping}}, auth=self.auth
+                )
             else:
                 response = current
         except (requests.RequestException, ValueError) as exc:
@@ -105,9 +117,14 @@ class CustomDataSync:
                 f"the Management API answered {response.status_code} ({_code(response)}): the worker's "
                 "app needs a machine-to-machine role with the Management API permission 'all', and "
                 "LOGTO_MANAGEMENT_API_RESOURCE must be the tenant's indicator "
-                "(https://default.logto.app/api on Logto OSS)")
-        log.warning("custom data of user %s not updated: HTTP %s (%s)", customer_id,
-                    response.status_code, _code(response))
+                "(https://default.logto.app/api on Logto OSS)"
+            )
+        log.warning(
+            "custom data of user %s not updated: HTTP %s (%s)",
+            customer_id,
+            response.status_code,
+            _code(response),
+        )
         return "failed"
 
     def _merge(self, custom_data: object, day: dt.date, figures: CustomerFigures) -> dict | None:
@@ -118,7 +135,7 @@ class CustomDataSync:
         days = shopping.get("days")
         days = {k: v for k, v in days.items() if _is_date(k)} if isinstance(days, dict) else {}
         days[day.isoformat()] = figures.as_dict()
-        kept = dict(sorted(days.items())[-self.keep_days:])
+        kept = dict(sorted(days.items())[-self.keep_days :])
         if day.isoformat() not in kept:
             return None
         shopping["days"] = kept

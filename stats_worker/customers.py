@@ -86,7 +86,8 @@ class CustomerTally:
         self._spill()
         rows = self._db.execute(
             "SELECT customer_id, SUM(orders), SUM(units), currency, SUM(total) FROM figures"
-            " GROUP BY customer_id, currency ORDER BY customer_id, currency")
+            " GROUP BY customer_id, currency ORDER BY customer_id, currency"
+        )
         figures: CustomerFigures | None = None
         current: str | None = None
         for customer_id, orders, units, currency, total in rows:
@@ -102,8 +103,9 @@ class CustomerTally:
 
     def _spill(self) -> None:
         if self._db is None:
-            fd, self._db_path = tempfile.mkstemp(prefix="stats-worker-customers-", suffix=".sqlite",
-                                                 dir=self.spill_dir)
+            fd, self._db_path = tempfile.mkstemp(
+                prefix="stats-worker-customers-", suffix=".sqlite", dir=self.spill_dir
+            )
             os.close(fd)
             self._db = sqlite3.connect(self._db_path, check_same_thread=False)
             self._db.executescript(
@@ -111,10 +113,13 @@ class CustomerTally:
                 # Appended without an index (sequential writes, cheap); summed by one GROUP BY,
                 # sorted on disk if need be, when the day is done.
                 "CREATE TABLE figures (customer_id TEXT NOT NULL, currency TEXT NOT NULL,"
-                " orders INTEGER NOT NULL, units INTEGER NOT NULL, total INTEGER NOT NULL);")
+                " orders INTEGER NOT NULL, units INTEGER NOT NULL, total INTEGER NOT NULL);"
+            )
         with self._db:
-            self._db.executemany("INSERT INTO figures (customer_id, currency, orders, units, total)"
-                                 " VALUES (?, ?, ?, ?, ?)", self._rows())
+            self._db.executemany(
+                "INSERT INTO figures (customer_id, currency, orders, units, total) VALUES (?, ?, ?, ?, ?)",
+                self._rows(),
+            )
         self._memory.clear()
 
     def _rows(self) -> Iterator[tuple[str, str, int, int, int]]:

@@ -57,25 +57,37 @@ class ReportJob:
         self.settings = settings
         self.out = out or sys.stdout
         timeout = settings.stats_http_timeout_seconds
-        http = {"retries": settings.stats_http_retries, "backoff_factor": settings.stats_http_backoff_seconds,
-                "timeout": (min(5.0, timeout), timeout), "user_agent": "logto-m2m-stats-worker"}
-        self.tokens = TokenClient(settings.token_endpoint, settings.logto_app_id,
-                                  settings.logto_app_secret.get_secret_value(),
-                                  session=make_session(allowed_methods=("POST",), **http))
+        http = {
+            "retries": settings.stats_http_retries,
+            "backoff_factor": settings.stats_http_backoff_seconds,
+            "timeout": (min(5.0, timeout), timeout),
+            "user_agent": "logto-m2m-stats-worker",
+        }
+        self.tokens = TokenClient(
+            settings.token_endpoint,
+            settings.logto_app_id,
+            settings.logto_app_secret.get_secret_value(),
+            session=make_session(allowed_methods=("POST",), **http),
+        )
         self.api = ShoppingApiClient(
-            settings.shopping_api_url, make_session(allowed_methods=("GET",), **http),
+            settings.shopping_api_url,
+            make_session(allowed_methods=("GET",), **http),
             BearerAuth(self.tokens, settings.shopping_api_resource, settings.stats_scopes),
-            page_size=settings.stats_page_size, body_retries=min(settings.stats_http_retries, 3),
-            backoff=settings.stats_http_backoff_seconds)
+            page_size=settings.stats_page_size,
+            body_retries=min(settings.stats_http_retries, 3),
+            backoff=settings.stats_http_backoff_seconds,
+        )
         self.custom_data: CustomDataSync | None = None
         if settings.logto_management_api_resource:
             # PATCH is safe to retry here: it sets the same value again.
             self.custom_data = CustomDataSync(
                 settings.logto_endpoint,
-                make_session(allowed_methods=("GET", "PATCH"), pool_maxsize=settings.stats_sync_concurrency,
-                             **http),
+                make_session(
+                    allowed_methods=("GET", "PATCH"), pool_maxsize=settings.stats_sync_concurrency, **http
+                ),
                 BearerAuth(self.tokens, settings.logto_management_api_resource, MANAGEMENT_API_SCOPE),
-                concurrency=settings.stats_sync_concurrency)
+                concurrency=settings.stats_sync_concurrency,
+            )
 
     def run_day(self, day: dt.date) -> dict[str, Any]:
         """Build, sync and write the report for ``day``; return its content."""

@@ -17,8 +17,28 @@ from .customers import CustomerTally
 TOP_N = 10
 #: ISO 4217 currencies whose minor unit is not 1/100 (for the human summary only).
 MINOR_UNIT_DIGITS = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
-                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
+        0,
+    ),
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
 }
 
@@ -88,7 +108,12 @@ class DailyReport:
                         if type(item["product_id"]) is not int:
                             raise TypeError("product_id must be an integer")
                         # sku and name as first seen that day
-                        shelf[item["product_id"]] = [item["sku"], item["name"], quantity, quantity * unit_price]
+                        shelf[item["product_id"]] = [
+                            item["sku"],
+                            item["name"],
+                            quantity,
+                            quantity * unit_price,
+                        ]
                     else:
                         product[2] += quantity
                         product[3] += quantity * unit_price
@@ -110,8 +135,9 @@ class DailyReport:
                     figures[2] += units
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             order_id = order.get("id") if isinstance(order, Mapping) else None
-            raise ReportError(f"order {order_id!r} from the API is malformed "
-                              f"({type(exc).__name__}: {exc})") from None
+            raise ReportError(
+                f"order {order_id!r} from the API is malformed ({type(exc).__name__}: {exc})"
+            ) from None
 
     @property
     def orders(self) -> int:
@@ -144,8 +170,10 @@ class DailyReport:
         ranked = {}
         for currency, shelf in sorted(self.products.items()):
             best = sorted(shelf.items(), key=lambda kv: (-kv[1][3], kv[0]))[:TOP_N]
-            ranked[currency] = [{"product_id": product_id, "sku": sku, "name": name, "units": units,
-                                 "revenue": revenue} for product_id, (sku, name, units, revenue) in best]
+            ranked[currency] = [
+                {"product_id": product_id, "sku": sku, "name": name, "units": units, "revenue": revenue}
+                for product_id, (sku, name, units, revenue) in best
+            ]
         return ranked
 
     def top_by_units(self) -> list[dict[str, Any]]:
@@ -155,8 +183,9 @@ class DailyReport:
                 entry = units.setdefault(product_id, [sku, name, 0])
                 entry[2] += sold
         ranked = sorted(units.items(), key=lambda kv: (-kv[1][2], kv[0]))[:TOP_N]
-        return [{"product_id": pid, "sku": sku, "name": name, "units": sold}
-                for pid, (sku, name, sold) in ranked]
+        return [
+            {"product_id": pid, "sku": sku, "name": name, "units": sold} for pid, (sku, name, sold) in ranked
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data: the same orders always give the same dict."""
@@ -168,14 +197,20 @@ class DailyReport:
             "units": self.units,
             "customers": len(self.customers),
             "currencies": {
-                currency: {"orders": orders, "revenue": revenue, "units": units,
-                           "average_order_value": average(revenue, orders)}
+                currency: {
+                    "orders": orders,
+                    "revenue": revenue,
+                    "units": units,
+                    "average_order_value": average(revenue, orders),
+                }
                 for currency, (orders, revenue, units) in sorted(self.by_currency.items())
             },
             "top_products_by_revenue": self.top_by_revenue(),
             "top_products_by_units": self.top_by_units(),
-            "orders_per_hour": [{"hour": hour.astimezone(self.tz).isoformat(), "orders": count}
-                                for hour, count in sorted(self.per_hour().items())],
+            "orders_per_hour": [
+                {"hour": hour.astimezone(self.tz).isoformat(), "orders": count}
+                for hour, count in sorted(self.per_hour().items())
+            ],
             "custom_data_sync": self.custom_data_sync,
         }
 
@@ -188,12 +223,16 @@ def format_money(amount: int, currency: str) -> str:
 
 def summary(report: Mapping[str, Any]) -> str:
     """A few lines for people: what the day looked like."""
-    lines = [f"{report['date']} ({report['timezone']}): {report['orders']:,} orders, "
-             f"{report['units']:,} units, {report['customers']:,} customers"]
+    lines = [
+        f"{report['date']} ({report['timezone']}): {report['orders']:,} orders, "
+        f"{report['units']:,} units, {report['customers']:,} customers"
+    ]
     for currency, figures in report["currencies"].items():
-        lines.append(f"  {currency}: revenue {format_money(figures['revenue'], currency)} from "
-                     f"{figures['orders']:,} orders, average "
-                     f"{format_money(figures['average_order_value'], currency)}")
+        lines.append(
+            f"  {currency}: revenue {format_money(figures['revenue'], currency)} from "
+            f"{figures['orders']:,} orders, average "
+            f"{format_money(figures['average_order_value'], currency)}"
+        )
     busiest = max(report["orders_per_hour"], key=lambda h: h["orders"], default=None)
     if busiest and busiest["orders"]:
         lines.append(f"  busiest hour: {busiest['hour']} ({busiest['orders']:,} orders)")
@@ -202,6 +241,8 @@ def summary(report: Mapping[str, Any]) -> str:
         lines.append(f"  top product by units: {top['sku']} {top['name']} ({top['units']:,} units)")
     sync = report.get("custom_data_sync")
     if sync is not None:
-        lines.append(f"  Logto custom data: {sync['synced']} synced, {sync['skipped']} skipped, "
-                     f"{sync['failed']} failed")
+        lines.append(
+            f"  Logto custom data: {sync['synced']} synced, {sync['skipped']} skipped, "
+            f"{sync['failed']} failed"
+        )
     return "\n".join(lines)

@@ -76,14 +76,21 @@ class DailyScheduler:
     def schedule(self) -> CronTrigger:
         """Add the daily job, and a catch-up run if yesterday's report is missing."""
         trigger = cron_trigger(self.settings.stats_cron, self.tz)
-        self.scheduler.add_job(self.report, trigger, id=JOB_ID, name="daily report", replace_existing=True,
-                               **JOB_OPTIONS)
+        self.scheduler.add_job(
+            self.report, trigger, id=JOB_ID, name="daily report", replace_existing=True, **JOB_OPTIONS
+        )
         missed = yesterday(self.tz)
         reason = catch_up_reason(report_path(self.settings.reports_dir, missed), missed)
         if reason:
             log.info("%s: catching up now", reason)
-            self.scheduler.add_job(self.report, "date", args=[missed], id=f"catch-up-{missed}",
-                                   name=f"catch-up {missed}", **JOB_OPTIONS)
+            self.scheduler.add_job(
+                self.report,
+                "date",
+                args=[missed],
+                id=f"catch-up-{missed}",
+                name=f"catch-up {missed}",
+                **JOB_OPTIONS,
+            )
         return trigger
 
     def run(self) -> int:
@@ -92,8 +99,12 @@ class DailyScheduler:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         next_run = trigger.get_next_fire_time(None, dt.datetime.now(self.tz))
-        log.info("stats worker started: cron %r in %s, next report at %s",
-                 self.settings.stats_cron, self.settings.stats_timezone, next_run.isoformat())
+        log.info(
+            "stats worker started: cron %r in %s, next report at %s",
+            self.settings.stats_cron,
+            self.settings.stats_timezone,
+            next_run.isoformat(),
+        )
         if not self._stopping.is_set():
             self.scheduler.start()  # returns once _on_signal shut it down
         if self._running.locked():

@@ -41,22 +41,30 @@ DEFAULT_LIFETIME_SECONDS = 300
 #: What to do about each error Logto's token endpoint returns (as recorded in tests/logto_captures/token-*.json).
 FIXES = {
     "invalid_client": "check LOGTO_APP_ID and LOGTO_APP_SECRET: they must be the App ID and an App "
-                      "secret of a machine-to-machine application in Logto",
+    "secret of a machine-to-machine application in Logto",
     "invalid_target": "the resource indicator must be registered in Logto under API resources, "
-                      "spelled exactly (no typo, no trailing slash)",
+    "spelled exactly (no typo, no trailing slash)",
     "invalid_scope": "request only scopes defined on that API resource",
     "unauthorized_client": "the application must be a machine-to-machine application",
     "invalid_request": "the token request was malformed; check the Logto endpoint and the app type",
 }
-NO_SCOPE_FIX = ("assign the application a machine-to-machine role holding these permissions "
-                "(Logto drops scopes the app's roles do not grant, without an error)")
+NO_SCOPE_FIX = (
+    "assign the application a machine-to-machine role holding these permissions "
+    "(Logto drops scopes the app's roles do not grant, without an error)"
+)
 
 
 class TokenRequestError(Exception):
     """The token endpoint refused or could not be reached; the message says what to fix."""
 
-    def __init__(self, message: str, *, error: str | None = None,
-                 error_description: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        error_description: str | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.error_description = error_description
@@ -88,8 +96,9 @@ class _CachedToken:
 class TokenClient:
     """Fetches and caches Logto access tokens for one M2M application."""
 
-    def __init__(self, token_endpoint: str, app_id: str, app_secret: str,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self, token_endpoint: str, app_id: str, app_secret: str, session: requests.Session | None = None
+    ) -> None:
         self.token_endpoint = token_endpoint
         self._authorization = basic_authorization(app_id, app_secret)
         # Retrying the POST is safe: a second token request only mints a second token.
@@ -139,12 +148,15 @@ class TokenClient:
             self.fetch_count += 1
         try:
             response = self._session.post(
-                self.token_endpoint, data=form,
-                headers={"Authorization": self._authorization, "Accept": "application/json"})
+                self.token_endpoint,
+                data=form,
+                headers={"Authorization": self._authorization, "Accept": "application/json"},
+            )
         except requests.RequestException as exc:
             raise TokenRequestError(
                 f"cannot reach the Logto token endpoint {self.token_endpoint} "
-                f"({type(exc).__name__}); check LOGTO_ENDPOINT and that Logto is running") from None
+                f"({type(exc).__name__}); check LOGTO_ENDPOINT and that Logto is running"
+            ) from None
         body = _json_object(response)
         if response.status_code != 200:
             raise _error_from(response.status_code, body, self.token_endpoint, resource)
@@ -152,17 +164,26 @@ class TokenClient:
         # RFC 6749 section 5.1: expires_in is only RECOMMENDED (Logto always sends it); without
         # it, assume a short life and let a 401 trigger the next fetch.
         expires_in = body.get("expires_in", DEFAULT_LIFETIME_SECONDS)
-        if (not isinstance(token, str) or not token
-                or str(body.get("token_type", "")).lower() != "bearer"  # case-insensitive, 7.1
-                or type(expires_in) not in (int, float) or expires_in <= 0):
+        if (
+            not isinstance(token, str)
+            or not token
+            or str(body.get("token_type", "")).lower() != "bearer"  # case-insensitive, 7.1
+            or type(expires_in) not in (int, float)
+            or expires_in <= 0
+        ):
             raise TokenRequestError(
                 f"the token endpoint {self.token_endpoint} returned 200 without a usable bearer "
                 "token (access_token, token_type Bearer, a positive expires_in); is LOGTO_ENDPOINT a Logto server?",
-                status=200)
+                status=200,
+            )
         _check_granted(resource, scope, body.get("scope"))
         early = min(EARLY_REFRESH_SECONDS, 0.1 * expires_in)
-        log.info("got an access token for %s (scope %r, expires in %ss)", resource,
-                 body.get("scope", ""), expires_in)
+        log.info(
+            "got an access token for %s (scope %r, expires in %ss)",
+            resource,
+            body.get("scope", ""),
+            expires_in,
+        )
         return _CachedToken(token, started + expires_in - early)
 
 
@@ -178,18 +199,23 @@ def _error_from(status: int, body: dict, endpoint: str, resource: str) -> TokenR
     error = body.get("error") if isinstance(body.get("error"), str) else None
     description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
     if error is None:
-        hint = ("Logto is unavailable right now; retried, giving up" if status >= 500 or status == 429
-                else "is LOGTO_ENDPOINT the Logto base URL?")
-        return TokenRequestError(f"the token endpoint {endpoint} answered HTTP {status}: {hint}",
-                                 status=status)
+        hint = (
+            "Logto is unavailable right now; retried, giving up"
+            if status >= 500 or status == 429
+            else "is LOGTO_ENDPOINT the Logto base URL?"
+        )
+        return TokenRequestError(
+            f"the token endpoint {endpoint} answered HTTP {status}: {hint}", status=status
+        )
     fix = FIXES.get(error, "see Logto's error description")
     if error == "invalid_target":
         fix = f"{fix}; requested resource: {resource!r}"
     message = f"Logto refused the token request: {error}"
     if description:
         message += f" ({description})"
-    return TokenRequestError(f"{message}. Fix: {fix}", error=error,
-                             error_description=description, status=status)
+    return TokenRequestError(
+        f"{message}. Fix: {fix}", error=error, error_description=description, status=status
+    )
 
 
 def _check_granted(resource: str, requested: str, granted: object) -> None:
@@ -202,10 +228,16 @@ def _check_granted(resource: str, requested: str, granted: object) -> None:
         return
     if not granted_names:
         raise TokenRequestError(
-            f"Logto granted none of the requested scopes ({requested}) for {resource}. "
-            f"Fix: {NO_SCOPE_FIX}", error="no_scope_granted")
-    log.warning("Logto did not grant %s for %s (granted: %s): %s", " ".join(missing), resource,
-                " ".join(sorted(granted_names)), NO_SCOPE_FIX)
+            f"Logto granted none of the requested scopes ({requested}) for {resource}. Fix: {NO_SCOPE_FIX}",
+            error="no_scope_granted",
+        )
+    log.warning(
+        "Logto did not grant %s for %s (granted: %s): %s",
+        " ".join(missing),
+        resource,
+        " ".join(sorted(granted_names)),
+        NO_SCOPE_FIX,
+    )
 
 
 class BearerAuth(AuthBase):
@@ -232,8 +264,11 @@ class BearerAuth(AuthBase):
             # a 401 from that other host must not be answered with a fresh token.
             return response
         sent = sent.removeprefix("Bearer ")
-        log.warning("%s answered 401 to a %s request; fetching a new token and retrying once",
-                    _origin(request.url), request.method)
+        log.warning(
+            "%s answered 401 to a %s request; fetching a new token and retrying once",
+            _origin(request.url),
+            request.method,
+        )
         self.client.invalidate(self.resource, self.scopes, token=sent)
         response.content  # drain it so the connection can be reused
         response.close()

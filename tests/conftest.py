@@ -109,8 +109,11 @@ class JwksServer:
                     ctype = "application/jwk-set+json"
                 elif self.path == "/oidc/.well-known/openid-configuration":
                     owner.discovery_count += 1
-                    body = {"issuer": owner.issuer, "jwks_uri": owner.url,
-                            "token_endpoint": f"{owner.issuer}/token"}
+                    body = {
+                        "issuer": owner.issuer,
+                        "jwks_uri": owner.url,
+                        "token_endpoint": f"{owner.issuer}/token",
+                    }
                     ctype = "application/json"
                 else:
                     self.send_error(404)
@@ -170,8 +173,16 @@ def sign(claims: dict, key, header: dict | None = None, alg: str = "ES384") -> s
 def logto_claims(issuer: str, scope: str | None = ALL_SCOPES, **overrides) -> dict:
     """Claims shaped exactly like a Logto M2M access token (tests/logto_captures/token-01-basic-full.json)."""
     now = int(time.time())
-    claims = {"jti": uuid.uuid4().hex[:21], "sub": APP_ID, "iat": now, "exp": now + 3600,
-              "scope": scope, "client_id": APP_ID, "iss": issuer, "aud": RESOURCE}
+    claims = {
+        "jti": uuid.uuid4().hex[:21],
+        "sub": APP_ID,
+        "iat": now,
+        "exp": now + 3600,
+        "scope": scope,
+        "client_id": APP_ID,
+        "iss": issuer,
+        "aud": RESOURCE,
+    }
     if scope is None:
         del claims["scope"]
     for name, value in overrides.items():
@@ -198,9 +209,14 @@ def make_token(signing_key, jwks_server):
 
 @pytest.fixture
 def api_settings(jwks_server, database_url):
-    return {"ENV_FILE": None, "TESTING": True, "LOGTO_ENDPOINT": jwks_server.endpoint,
-            "LOGTO_JWKS_URI": jwks_server.url, "SHOPPING_API_RESOURCE": RESOURCE,
-            "DATABASE_URL": database_url}
+    return {
+        "ENV_FILE": None,
+        "TESTING": True,
+        "LOGTO_ENDPOINT": jwks_server.endpoint,
+        "LOGTO_JWKS_URI": jwks_server.url,
+        "SHOPPING_API_RESOURCE": RESOURCE,
+        "DATABASE_URL": database_url,
+    }
 
 
 @pytest.fixture

@@ -44,12 +44,24 @@ def script(name: str) -> str:
     return str(BIN / name)
 
 
-def gunicorn_argv(port: int, *, workers: int = 2, app: str = "shopping_api:create_app()",
-                  extra: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--graceful-timeout", "5",
-            # One control socket path per user: parallel servers would take it from each other.
-            "--no-control-socket", *extra, app]
+def gunicorn_argv(
+    port: int, *, workers: int = 2, app: str = "shopping_api:create_app()", extra: tuple[str, ...] = ()
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--graceful-timeout",
+        "5",
+        # One control socket path per user: parallel servers would take it from each other.
+        "--no-control-socket",
+        *extra,
+        app,
+    ]
 
 
 class ServerProcess:
@@ -58,8 +70,16 @@ class ServerProcess:
     Output goes to ``log_path`` so a failing test can show it (``log_text()``).
     """
 
-    def __init__(self, argv: list[str], *, env: dict[str, str], ready_url: str | None,
-                 cwd: Path, log_path: Path | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        ready_url: str | None,
+        cwd: Path,
+        log_path: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.argv = argv
         self.env = env
         self.ready_url = ready_url
@@ -70,8 +90,14 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         if self.ready_url:
             self.wait_ready()

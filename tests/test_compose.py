@@ -33,14 +33,23 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 PYTHON_SERVICES = {"shopping-api": ApiSettings, "stats-worker": WorkerSettings}
 #: Settings whose compose value differs from the program's default on purpose: inside the
 #: network, other services are reached by their service names, and data lives under /data.
-NETWORK_SETTINGS = {"LOGTO_ENDPOINT", "LOGTO_ISSUER", "LOGTO_JWKS_URI", "DATABASE_URL",
-                    "SHOPPING_API_URL", "REPORTS_DIR", "LOGTO_APP_ID", "LOGTO_APP_SECRET"}
+NETWORK_SETTINGS = {
+    "LOGTO_ENDPOINT",
+    "LOGTO_ISSUER",
+    "LOGTO_JWKS_URI",
+    "DATABASE_URL",
+    "SHOPPING_API_URL",
+    "REPORTS_DIR",
+    "LOGTO_APP_ID",
+    "LOGTO_APP_SECRET",
+}
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME-default}``."""
+
     def replace(match: re.Match) -> str:
         name, operator, default = match.group(1), match.group(2), match.group(3) or ""
         if operator == ":-":
@@ -48,6 +57,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if operator == "-":
             return env.get(name, default)
         return env.get(name, "")
+
     return VARIABLE.sub(replace, value)
 
 
@@ -84,8 +94,14 @@ def command_text(service: str) -> str:
 
 
 def test_the_services_and_profiles():
-    assert set(SERVICES) == {"postgres", "local-issuer", "shopping-api", "stats-worker",
-                             "logto-postgres", "logto"}
+    assert set(SERVICES) == {
+        "postgres",
+        "local-issuer",
+        "shopping-api",
+        "stats-worker",
+        "logto-postgres",
+        "logto",
+    }
     assert SERVICES["local-issuer"]["profiles"] == ["local"]
     assert SERVICES["logto"]["profiles"] == ["logto"]
     assert SERVICES["logto-postgres"]["profiles"] == ["logto"]
@@ -130,7 +146,9 @@ def test_compose_defaults_are_valid_settings(service):
     """With no .env at all, the program starts: every setting is set or defaulted, and valid."""
     env = environment(service)
     settings_class = PYTHON_SERVICES[service]
-    values = {name.lower(): value for name, value in env.items() if name.upper() in field_names(settings_class)}
+    values = {
+        name.lower(): value for name, value in env.items() if name.upper() in field_names(settings_class)
+    }
     load_settings(settings_class, env_file=None, **values)
 
 
@@ -140,17 +158,23 @@ def test_compose_defaults_match_the_code(service):
     settings_class = PYTHON_SERVICES[service]
     required = {"logto_app_id": "x", "logto_app_secret": "x"} if service == "stats-worker" else {}
     code = load_settings(settings_class, env_file=None, **required)
-    values = {name.lower(): value for name, value in environment(service).items()
-              if name in field_names(settings_class) and name not in NETWORK_SETTINGS}
+    values = {
+        name.lower(): value
+        for name, value in environment(service).items()
+        if name in field_names(settings_class) and name not in NETWORK_SETTINGS
+    }
     composed = load_settings(settings_class, env_file=None, **{**required, **values})
     for name in values:
         assert getattr(composed, name) == getattr(code, name), name
 
 
 def test_env_file_values_reach_the_programs():
-    env = {"STATS_CRON": "30 1 * * *", "TOKEN_LEEWAY_SECONDS": "10",
-           "DOCKER_LOGTO_ENDPOINT": "https://tenant.logto.app",
-           "DOCKER_LOGTO_PUBLIC_ENDPOINT": "https://tenant.logto.app"}
+    env = {
+        "STATS_CRON": "30 1 * * *",
+        "TOKEN_LEEWAY_SECONDS": "10",
+        "DOCKER_LOGTO_ENDPOINT": "https://tenant.logto.app",
+        "DOCKER_LOGTO_PUBLIC_ENDPOINT": "https://tenant.logto.app",
+    }
     assert environment("stats-worker", env)["STATS_CRON"] == "30 1 * * *"
     api = environment("shopping-api", env)
     assert api["TOKEN_LEEWAY_SECONDS"] == "10"
@@ -163,8 +187,9 @@ def test_every_compose_variable_is_documented_in_env_example():
     assert not missing, f"add these to .env.example: {missing}"
 
 
-@pytest.mark.parametrize("settings_class", [ApiSettings, WorkerSettings, IssuerSettings],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "settings_class", [ApiSettings, WorkerSettings, IssuerSettings], ids=lambda c: c.__name__
+)
 def test_every_setting_is_documented_in_env_example(settings_class):
     missing = sorted(name for name in field_names(settings_class) if not documented(name))
     assert not missing, f"add these to .env.example: {missing}"
@@ -181,7 +206,9 @@ def test_api_port_agrees_everywhere():
 
 
 def test_issuer_urls_point_at_services_and_the_public_issuer():
-    issuer_port = int(SERVICES["local-issuer"]["command"][SERVICES["local-issuer"]["command"].index("--port") + 1])
+    issuer_port = int(
+        SERVICES["local-issuer"]["command"][SERVICES["local-issuer"]["command"].index("--port") + 1]
+    )
     assert published_container_ports("local-issuer") == {issuer_port}
     api, worker = environment("shopping-api"), environment("stats-worker")
     internal = urlsplit(api["LOGTO_JWKS_URI"])
@@ -203,7 +230,10 @@ def test_database_url_names_the_postgres_service():
     postgres = environment("postgres")
     assert url.scheme == "postgresql+psycopg" and url.hostname == "postgres"
     assert (url.username, url.password, url.path) == (
-        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], "/" + postgres["POSTGRES_DB"])
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        "/" + postgres["POSTGRES_DB"],
+    )
     logto_db = urlsplit(environment("logto")["DB_URL"])
     assert logto_db.hostname == "logto-postgres"
     assert logto_db.password == environment("logto-postgres")["POSTGRES_PASSWORD"]
@@ -211,8 +241,9 @@ def test_database_url_names_the_postgres_service():
 
 def test_local_issuer_settings():
     env = environment("local-issuer")
-    settings = load_settings(IssuerSettings, env_file=None,
-                             **{name.lower(): value for name, value in env.items()})
+    settings = load_settings(
+        IssuerSettings, env_file=None, **{name.lower(): value for name, value in env.items()}
+    )
     assert settings.logto_endpoint == "http://localhost:3001"
     assert f"local-issuer-data:{settings.local_issuer_state_dir}" in SERVICES["local-issuer"]["volumes"]
     command = SERVICES["local-issuer"]["command"]
@@ -243,7 +274,9 @@ def test_dockerfile_is_slim_non_root_and_caches_dependencies():
     assert re.fullmatch(r"FROM python:3\.1[1-9]-slim", lines[0])
     copies = [line for line in lines if line.startswith("COPY")]
     assert copies[0] == "COPY pyproject.toml ./", "dependencies must be installed before the code is copied"
-    first_code_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY") and "pyproject" not in line)
+    first_code_copy = next(
+        i for i, line in enumerate(lines) if line.startswith("COPY") and "pyproject" not in line
+    )
     install = next(i for i, line in enumerate(lines) if "pip install -r" in line)
     assert install < first_code_copy
     users = [line for line in lines if line.startswith("USER")]
@@ -259,8 +292,9 @@ def test_dockerfile_installs_the_dependencies_pyproject_declares():
     joined = DOCKERFILE.replace("\\\n", "")
     step = next(line for line in joined.splitlines() if "tomllib" in line)
     code = re.search(r'python -c "(.*)" > requirements\.txt', step).group(1)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = project["dependencies"] + project["optional-dependencies"]["postgres"]
     assert result.stdout.split("\n")[:-1] == wanted
@@ -278,7 +312,20 @@ def test_docker_compose_config():
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker compose plugin is not installed: the YAML checks above stand in for it")
     for profile in ("local", "logto"):
-        result = subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"),
-                                 "--profile", profile, "config", "--quiet"],
-                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        result = subprocess.run(
+            [
+                docker,
+                "compose",
+                "-f",
+                str(ROOT / "docker-compose.yml"),
+                "--profile",
+                profile,
+                "config",
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr

@@ -20,9 +20,21 @@ def make(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if binary is None:
         pytest.skip("make is not installed")
     # -o: never (re)build the virtualenv; BIN: the interpreter running the tests.
-    return subprocess.run([binary, "--no-print-directory", "-o", ".venv/.installed",
-                           f"BIN={Path(sys.executable).parent}", *args],
-                          cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            binary,
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed",
+            f"BIN={Path(sys.executable).parent}",
+            *args,
+        ],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_bench_runs_both_benchmarks_in_order(tmp_path):
@@ -30,7 +42,8 @@ def test_bench_runs_both_benchmarks_in_order(tmp_path):
     (tmp_path / "bench").mkdir()
     for name in ("auth_overhead", "worker_throughput"):
         (tmp_path / "bench" / f"{name}.py").write_text(
-            f"import sys\nwith open('ran.txt', 'a') as f:\n    f.write('{name} ' + ' '.join(sys.argv[1:]) + '\\n')\n")
+            f"import sys\nwith open('ran.txt', 'a') as f:\n    f.write('{name} ' + ' '.join(sys.argv[1:]) + '\\n')\n"
+        )
     result = make(tmp_path, "bench")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "ran.txt").read_text().splitlines() == ["auth_overhead ", "worker_throughput "]
@@ -38,15 +51,26 @@ def test_bench_runs_both_benchmarks_in_order(tmp_path):
 
 @pytest.mark.parametrize("script", ["auth_overhead.py", "worker_throughput.py"])
 def test_the_benchmarks_make_runs_exist(script):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--help"], env=clean_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--help"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_clean_removes_what_the_project_makes_and_nothing_else(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
-    made = [".demo/.demo-workdir", ".demo/shop.sqlite", "instance/shopping.sqlite", "reports/2026-01-01.json",
-            ".local-issuer/signing-keys.json", "logto_m2m_reference.egg-info/PKG-INFO"]
+    made = [
+        ".demo/.demo-workdir",
+        ".demo/shop.sqlite",
+        "instance/shopping.sqlite",
+        "reports/2026-01-01.json",
+        ".local-issuer/signing-keys.json",
+        "logto_m2m_reference.egg-info/PKG-INFO",
+    ]
     kept = ["README.md", "bench/reports/keep.txt", "src/other.egg-info/PKG-INFO", "notes/instance/keep.txt"]
     for name in made + kept:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,13 @@ _skus = count(1)
 
 
 def product_body(**fields) -> dict:
-    body = {"sku": f"SKU-{next(_skus):05d}", "name": "Blue Mug", "description": "350 ml",
-            "price": 1999, "currency": "USD"}
+    body = {
+        "sku": f"SKU-{next(_skus):05d}",
+        "name": "Blue Mug",
+        "description": "350 ml",
+        "price": 1999,
+        "currency": "USD",
+    }
     body.update(fields)
     return body
 
@@ -42,16 +47,34 @@ def new_product(client, auth):
 def insert_order(app):
     """Write an order with a chosen ``created_at`` straight into the database (POST uses "now")."""
 
-    def _insert(created_at: datetime, *, customer_id: str = "user-alice", currency: str = "USD",
-                lines: tuple[tuple[int, int], ...] = ((2, 500),)) -> int:
+    def _insert(
+        created_at: datetime,
+        *,
+        customer_id: str = "user-alice",
+        currency: str = "USD",
+        lines: tuple[tuple[int, int], ...] = ((2, 500),),
+    ) -> int:
         with app.app_context(), get_engine().begin() as conn:
-            order_id = conn.execute(Order.__table__.insert().values(
-                customer_id=customer_id, currency=currency, created_by="test",
-                total=sum(q * p for q, p in lines), created_at=created_at)).inserted_primary_key[0]
+            order_id = conn.execute(
+                Order.__table__.insert().values(
+                    customer_id=customer_id,
+                    currency=currency,
+                    created_by="test",
+                    total=sum(q * p for q, p in lines),
+                    created_at=created_at,
+                )
+            ).inserted_primary_key[0]
             for quantity, price in lines:
-                conn.execute(OrderItem.__table__.insert().values(
-                    order_id=order_id, product_id=1, sku="SKU-T", name="Test item",
-                    quantity=quantity, unit_price=price))
+                conn.execute(
+                    OrderItem.__table__.insert().values(
+                        order_id=order_id,
+                        product_id=1,
+                        sku="SKU-T",
+                        name="Test item",
+                        quantity=quantity,
+                        unit_price=price,
+                    )
+                )
         return order_id
 
     return _insert

@@ -26,10 +26,15 @@ ORDER_THREADS, ORDERS_EACH = 4, 10
 def server(app, database_url, jwks_server, tmp_path):
     """The API under gunicorn (3 workers) on the test database (``app`` created its schema)."""
     port = free_port()
-    env = clean_env(LOGTO_ENDPOINT=jwks_server.endpoint, LOGTO_JWKS_URI=jwks_server.url,
-                    SHOPPING_API_RESOURCE=RESOURCE, DATABASE_URL=database_url)
-    with ServerProcess(gunicorn_argv(port, workers=3), env=env, cwd=tmp_path,
-                       ready_url=f"http://127.0.0.1:{port}/healthz") as process:
+    env = clean_env(
+        LOGTO_ENDPOINT=jwks_server.endpoint,
+        LOGTO_JWKS_URI=jwks_server.url,
+        SHOPPING_API_RESOURCE=RESOURCE,
+        DATABASE_URL=database_url,
+    )
+    with ServerProcess(
+        gunicorn_argv(port, workers=3), env=env, cwd=tmp_path, ready_url=f"http://127.0.0.1:{port}/healthz"
+    ) as process:
         yield f"http://127.0.0.1:{port}", process
 
 
@@ -41,15 +46,20 @@ def test_concurrent_writers_lose_nothing(server, make_token):
     lock = threading.Lock()
 
     def call(session: requests.Session, method: str, path: str, **kwargs) -> requests.Response:
-        response = session.request(method, base + path, headers={**headers, **kwargs.pop("headers", {})},
-                                   timeout=30, **kwargs)
+        response = session.request(
+            method, base + path, headers={**headers, **kwargs.pop("headers", {})}, timeout=30, **kwargs
+        )
         with lock:
             statuses[response.status_code] += 1
         return response
 
     with requests.Session() as session:
-        product = call(session, "POST", "/products", json={
-            "sku": "RACE-1", "name": "Contended", "price": 0, "currency": "USD"}).json()
+        product = call(
+            session,
+            "POST",
+            "/products",
+            json={"sku": "RACE-1", "name": "Contended", "price": 0, "currency": "USD"},
+        ).json()
     url = f"/products/{product['id']}"
 
     def increment(worker: int) -> int:
@@ -61,8 +71,13 @@ def test_concurrent_writers_lose_nothing(server, make_token):
                 current = call(session, "GET", url)
                 price, etag = current.json()["price"], current.headers["ETag"]
                 if worker % 2:  # half replace the whole product, half patch one field
-                    write = call(session, "PUT", url, headers={"If-Match": etag}, json={
-                        "sku": "RACE-1", "name": "Contended", "price": price + 1, "currency": "USD"})
+                    write = call(
+                        session,
+                        "PUT",
+                        url,
+                        headers={"If-Match": etag},
+                        json={"sku": "RACE-1", "name": "Contended", "price": price + 1, "currency": "USD"},
+                    )
                 else:
                     write = call(session, "PATCH", url, headers={"If-Match": etag}, json={"price": price + 1})
                 if write.status_code == 200:
@@ -73,9 +88,18 @@ def test_concurrent_writers_lose_nothing(server, make_token):
 
     def create_orders(_worker: int) -> list[dict]:
         with requests.Session() as session:
-            return [call(session, "POST", "/orders", json={
-                "customer_id": "user-carol", "items": [{"product_id": product["id"], "quantity": 2}]}).json()
-                for _ in range(ORDERS_EACH)]
+            return [
+                call(
+                    session,
+                    "POST",
+                    "/orders",
+                    json={
+                        "customer_id": "user-carol",
+                        "items": [{"product_id": product["id"], "quantity": 2}],
+                    },
+                ).json()
+                for _ in range(ORDERS_EACH)
+            ]
 
     with ThreadPoolExecutor(INCREMENTERS + ORDER_THREADS) as pool:
         increments = pool.map(increment, range(INCREMENTERS))

@@ -18,20 +18,23 @@ def write_routes(new_product):
     return [(method, path.format(id=product["id"])) for method, path in WRITES]
 
 
-@pytest.mark.parametrize(("content_type", "data", "status", "error"), [
-    (None, b'{"sku": "A"}', 415, "unsupported_media_type"),
-    ("text/plain", b'{"sku": "A"}', 415, "unsupported_media_type"),
-    ("application/x-www-form-urlencoded", b"sku=A", 415, "unsupported_media_type"),
-    ("application/json", b"", 400, "invalid_json"),
-    ("application/json", b"{", 400, "invalid_json"),
-    ("application/json", b"{'sku': 'A'}", 400, "invalid_json"),
-    ("application/json", b'{"sku": "\xff"}', 400, "invalid_json"),
-    ("application/json", b'{"sku": "\\ud800"}', 400, "invalid_json"),
-    ("application/json", b"[" * 10_000 + b"]" * 10_000, 400, "invalid_json"),
-    ("application/json", b"[]", 422, "validation_failed"),
-    ("application/json", b"null", 422, "validation_failed"),
-    ("application/json", b'"text"', 422, "validation_failed"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "data", "status", "error"),
+    [
+        (None, b'{"sku": "A"}', 415, "unsupported_media_type"),
+        ("text/plain", b'{"sku": "A"}', 415, "unsupported_media_type"),
+        ("application/x-www-form-urlencoded", b"sku=A", 415, "unsupported_media_type"),
+        ("application/json", b"", 400, "invalid_json"),
+        ("application/json", b"{", 400, "invalid_json"),
+        ("application/json", b"{'sku': 'A'}", 400, "invalid_json"),
+        ("application/json", b'{"sku": "\xff"}', 400, "invalid_json"),
+        ("application/json", b'{"sku": "\\ud800"}', 400, "invalid_json"),
+        ("application/json", b"[" * 10_000 + b"]" * 10_000, 400, "invalid_json"),
+        ("application/json", b"[]", 422, "validation_failed"),
+        ("application/json", b"null", 422, "validation_failed"),
+        ("application/json", b'"text"', 422, "validation_failed"),
+    ],
+)
 def test_bodies_that_are_not_json_objects(client, auth, write_routes, content_type, data, status, error):
     headers = {**auth, "If-Match": "*"}
     if content_type:
@@ -47,39 +50,46 @@ def test_bodies_that_are_not_json_objects(client, auth, write_routes, content_ty
 def test_body_size_limit(client, auth, write_routes):
     huge = json.dumps(product_body(description="x" * 70_000)).encode()
     for method, path in write_routes:
-        response = getattr(client, method)(path, data=huge, headers={**auth, "If-Match": "*"},
-                                           content_type="application/json")
+        response = getattr(client, method)(
+            path, data=huge, headers={**auth, "If-Match": "*"}, content_type="application/json"
+        )
         assert response.status_code == 413, (method, path)
         assert response.json["error"] == "request_entity_too_large"
 
 
 def test_merge_patch_media_type_is_accepted(client, auth, new_product):
     product = new_product()
-    response = client.patch(f"/products/{product['id']}", data=b'{"name": "Renamed"}',
-                            headers={**auth, "If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    response = client.patch(
+        f"/products/{product['id']}",
+        data=b'{"name": "Renamed"}',
+        headers={**auth, "If-Match": '"1"', "Content-Type": "application/merge-patch+json"},
+    )
     assert response.status_code == 200 and response.json["name"] == "Renamed"
 
 
-@pytest.mark.parametrize(("fields", "bad"), [
-    ({"sku": "a b"}, "sku"),
-    ({"sku": "x" * 65}, "sku"),
-    ({"sku": "-lead"}, "sku"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 201}, "name"),
-    ({"name": "tab\there"}, "name"),
-    ({"name": "nul\x00"}, "name"),
-    ({"name": " padded "}, "name"),
-    ({"description": "x" * 2001}, "description"),
-    ({"description": "nul\x00"}, "description"),
-    ({"currency": "usd"}, "currency"),
-    ({"currency": "US"}, "currency"),
-    ({"currency": "ＵＳＤ"}, "currency"),
-    ({"price": 2**63}, "price"),
-    ({"price": 1e400}, "price"),
-    ({"price": None}, "price"),
-    ({"price": [1]}, "price"),
-    ({"sku": 12}, "sku"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"sku": "a b"}, "sku"),
+        ({"sku": "x" * 65}, "sku"),
+        ({"sku": "-lead"}, "sku"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "tab\there"}, "name"),
+        ({"name": "nul\x00"}, "name"),
+        ({"name": " padded "}, "name"),
+        ({"description": "x" * 2001}, "description"),
+        ({"description": "nul\x00"}, "description"),
+        ({"currency": "usd"}, "currency"),
+        ({"currency": "US"}, "currency"),
+        ({"currency": "ＵＳＤ"}, "currency"),
+        ({"price": 2**63}, "price"),
+        ({"price": 1e400}, "price"),
+        ({"price": None}, "price"),
+        ({"price": [1]}, "price"),
+        ({"sku": 12}, "sku"),
+    ],
+)
 def test_each_bad_product_field_is_named(client, auth, fields, bad):
     response = client.post("/products", json=product_body(**fields), headers=auth)
     assert response.status_code == 422, response.json

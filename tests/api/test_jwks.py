@@ -45,8 +45,14 @@ def test_one_fetch_serves_many_requests(client, jwks_server, signing_key):
 
 
 def test_concurrent_first_use_fetches_once(jwks_server):
-    keys = KeyStore(endpoint=jwks_server.endpoint, issuer=jwks_server.issuer, jwks_uri=jwks_server.url,
-                    session=make_session(), ttl=600, cooldown=30)
+    keys = KeyStore(
+        endpoint=jwks_server.endpoint,
+        issuer=jwks_server.issuer,
+        jwks_uri=jwks_server.url,
+        session=make_session(),
+        ttl=600,
+        cooldown=30,
+    )
     barrier = threading.Barrier(20)
 
     def find():
@@ -61,8 +67,15 @@ def test_concurrent_first_use_fetches_once(jwks_server):
 
 def test_an_expired_cache_is_refreshed_without_stalling_requests(jwks_server):
     clock = [0.0]
-    keys = KeyStore(endpoint=jwks_server.endpoint, issuer=jwks_server.issuer, jwks_uri=jwks_server.url,
-                    session=make_session(), ttl=10, cooldown=0, clock=lambda: clock[0])
+    keys = KeyStore(
+        endpoint=jwks_server.endpoint,
+        issuer=jwks_server.issuer,
+        jwks_uri=jwks_server.url,
+        session=make_session(),
+        ttl=10,
+        cooldown=0,
+        clock=lambda: clock[0],
+    )
     kid = jwks_server.keys[0].kid
     assert keys.find(kid) is not None
     clock[0] = 11  # the cache has expired
@@ -80,7 +93,9 @@ def test_an_expired_cache_is_refreshed_without_stalling_requests(jwks_server):
 def test_key_rotation_costs_one_refetch(api_settings, jwks_server, signing_key):
     app = build_app(api_settings, JWKS_REFETCH_COOLDOWN_SECONDS=1)
     client = app.test_client()
-    assert client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    assert (
+        client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    )
     assert jwks_server.fetch_count == 1
 
     new_key = new_signing_key()
@@ -91,14 +106,18 @@ def test_key_rotation_costs_one_refetch(api_settings, jwks_server, signing_key):
         assert response.status_code == 200
     assert jwks_server.fetch_count == 2
     # The previous key still verifies tokens issued before the rotation.
-    assert client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    assert (
+        client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    )
     assert jwks_server.fetch_count == 2
 
 
 def test_forged_kid_flood_is_rate_limited(api_settings, jwks_server, signing_key):
     app = build_app(api_settings)  # default cooldown: 30 s
     client = app.test_client()
-    assert client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    assert (
+        client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    )
     claims = logto_claims(jwks_server.issuer, "read:products")
     statuses = set()
     for _ in range(1000):
@@ -112,7 +131,9 @@ def test_forged_kid_flood_is_rate_limited(api_settings, jwks_server, signing_key
 def test_cached_keys_survive_a_jwks_outage(api_settings, jwks_server, signing_key):
     app = build_app(api_settings, JWKS_CACHE_TTL_SECONDS=1, JWKS_REFETCH_COOLDOWN_SECONDS=1)
     client = app.test_client()
-    assert client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    assert (
+        client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    )
     jwks_server.stop()
     time.sleep(1.1)  # the cache has expired and the JWKS endpoint is down
     for _ in range(20):
@@ -123,7 +144,9 @@ def test_cached_keys_survive_a_jwks_outage(api_settings, jwks_server, signing_ke
 def test_keys_from_discovery_when_no_jwks_uri_is_set(api_settings, jwks_server, signing_key):
     settings = {k: v for k, v in api_settings.items() if k != "LOGTO_JWKS_URI"}
     client = build_app(settings).test_client()
-    assert client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    assert (
+        client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)}).status_code == 200
+    )
     assert (jwks_server.discovery_count, jwks_server.fetch_count) == (1, 1)
 
 
@@ -133,9 +156,17 @@ def test_jwks_without_usable_keys_rejects_tokens(api_settings, jwks_server, sign
     monkeypatch.setattr(jwks_server, "keys", [])
     response = client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)})
     assert response.status_code == 401
-    assert KeyStore._signing_keys([{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}, "junk",
-                                   {"kty": "EC", "kid": "broken", "crv": "P-384", "x": "AA", "y": "AA"},
-                                   {**signing_key.as_dict(private=False), "use": "enc"}]) == {}
+    assert (
+        KeyStore._signing_keys(
+            [
+                {"kty": "oct", "kid": "h", "k": "c2VjcmV0"},
+                "junk",
+                {"kty": "EC", "kid": "broken", "crv": "P-384", "x": "AA", "y": "AA"},
+                {**signing_key.as_dict(private=False), "use": "enc"},
+            ]
+        )
+        == {}
+    )
 
 
 # -- the verified-token cache -----------------------------------------------------------------
@@ -155,12 +186,25 @@ def test_a_verified_token_is_not_verified_again(client, jwks_server, signing_key
 
 def test_cached_token_is_never_accepted_past_exp(jwks_server, signing_key):
     now = [1_800_000_000.0]
-    keys = KeyStore(endpoint=jwks_server.endpoint, issuer=jwks_server.issuer, jwks_uri=jwks_server.url,
-                    session=make_session(), ttl=600, cooldown=30)
-    validator = LogtoTokenValidator(issuer=jwks_server.issuer, resource="https://shopping.api", keys=keys,
-                                    algorithms=["ES384"], leeway=0, clock=lambda: now[0])
-    token = sign(logto_claims(jwks_server.issuer, "read:products", iat=int(now[0]), exp=int(now[0]) + 60),
-                 signing_key)
+    keys = KeyStore(
+        endpoint=jwks_server.endpoint,
+        issuer=jwks_server.issuer,
+        jwks_uri=jwks_server.url,
+        session=make_session(),
+        ttl=600,
+        cooldown=30,
+    )
+    validator = LogtoTokenValidator(
+        issuer=jwks_server.issuer,
+        resource="https://shopping.api",
+        keys=keys,
+        algorithms=["ES384"],
+        leeway=0,
+        clock=lambda: now[0],
+    )
+    token = sign(
+        logto_claims(jwks_server.issuer, "read:products", iat=int(now[0]), exp=int(now[0]) + 60), signing_key
+    )
     assert validator.authenticate_token(token)["sub"]
     now[0] += 61
     with pytest.raises(Exception) as excinfo:
@@ -197,18 +241,32 @@ def logto_jwks():
 
 
 def logto_validator(server: JwksServer, at: int, resource="https://shopping.api"):
-    keys = KeyStore(endpoint="http://127.0.0.1:3001", issuer="http://127.0.0.1:3001/oidc",
-                    jwks_uri=server.url, session=make_session(), ttl=600, cooldown=30)
-    return LogtoTokenValidator(issuer="http://127.0.0.1:3001/oidc", resource=resource, keys=keys,
-                               algorithms=["ES384", "ES256", "ES512", "RS256", "PS256"], clock=lambda: at)
+    keys = KeyStore(
+        endpoint="http://127.0.0.1:3001",
+        issuer="http://127.0.0.1:3001/oidc",
+        jwks_uri=server.url,
+        session=make_session(),
+        ttl=600,
+        cooldown=30,
+    )
+    return LogtoTokenValidator(
+        issuer="http://127.0.0.1:3001/oidc",
+        resource=resource,
+        keys=keys,
+        algorithms=["ES384", "ES256", "ES512", "RS256", "PS256"],
+        clock=lambda: at,
+    )
 
 
-@pytest.mark.parametrize("name, scopes", [
-    ("token-01-basic-full.json", {"read:products", "write:products", "read:orders"}),
-    ("token-04-resource-no-scope.json", set()),
-    ("token-06-mixed-granted-and-not.json", {"read:products"}),
-    ("token-09-client-secret-post.json", {"read:products", "write:products", "read:orders"}),
-])
+@pytest.mark.parametrize(
+    "name, scopes",
+    [
+        ("token-01-basic-full.json", {"read:products", "write:products", "read:orders"}),
+        ("token-04-resource-no-scope.json", set()),
+        ("token-06-mixed-granted-and-not.json", {"read:products"}),
+        ("token-09-client-secret-post.json", {"read:products", "write:products", "read:orders"}),
+    ],
+)
 def test_real_logto_tokens_are_accepted(logto_jwks, name, scopes):
     recorded = capture(name)
     payload = recorded["jwt_payload"]

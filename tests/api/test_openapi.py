@@ -27,8 +27,13 @@ def test_every_route_is_described_and_nothing_else(app, document):
     served = {(path, method) for path, method, _endpoint, _op in operations(app)}
     described = {(path, method) for path, entries in document["paths"].items() for method in entries}
     assert served == described
-    assert {("/products", "get"), ("/products/{product_id}", "patch"), ("/orders", "post"),
-            ("/healthz", "get"), ("/openapi.json", "get")} <= described
+    assert {
+        ("/products", "get"),
+        ("/products/{product_id}", "patch"),
+        ("/orders", "post"),
+        ("/healthz", "get"),
+        ("/openapi.json", "get"),
+    } <= described
     assert all(op is not None for *_route, op in operations(app)), "a route lacks @operation"
 
 

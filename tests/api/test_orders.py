@@ -33,9 +33,17 @@ def test_create_order_copies_prices_and_totals_exactly(client, auth, new_product
     mug = new_product(price=1999, currency="EUR")
     lamp = new_product(price=10**12, currency="EUR")  # the largest price, times a large quantity
     before = datetime.now(UTC)
-    response = client.post("/orders", headers=auth, json={
-        "customer_id": "user-alice",
-        "items": [{"product_id": mug["id"], "quantity": 3}, {"product_id": lamp["id"], "quantity": 10_000}]})
+    response = client.post(
+        "/orders",
+        headers=auth,
+        json={
+            "customer_id": "user-alice",
+            "items": [
+                {"product_id": mug["id"], "quantity": 3},
+                {"product_id": lamp["id"], "quantity": 10_000},
+            ],
+        },
+    )
     assert response.status_code == 201, response.json
     order = response.json
     OrderOut.model_validate(order)
@@ -44,8 +52,14 @@ def test_create_order_copies_prices_and_totals_exactly(client, auth, new_product
     assert order["created_by"] == APP_ID
     assert order["items"] == [
         {"product_id": mug["id"], "sku": mug["sku"], "name": mug["name"], "quantity": 3, "unit_price": 1999},
-        {"product_id": lamp["id"], "sku": lamp["sku"], "name": lamp["name"], "quantity": 10_000,
-         "unit_price": 10**12}]
+        {
+            "product_id": lamp["id"],
+            "sku": lamp["sku"],
+            "name": lamp["name"],
+            "quantity": 10_000,
+            "unit_price": 10**12,
+        },
+    ]
     created = datetime.fromisoformat(order["created_at"])
     assert order["created_at"].endswith("+00:00") and before <= created <= datetime.now(UTC)
 
@@ -56,10 +70,16 @@ def test_create_order_copies_prices_and_totals_exactly(client, auth, new_product
 
 def test_an_order_keeps_its_copy_of_the_product(client, auth, new_product):
     product = new_product(price=500)
-    order = client.post("/orders", headers=auth, json={
-        "customer_id": "user-bob", "items": [{"product_id": product["id"], "quantity": 2}]}).json
-    client.patch(f"/products/{product['id']}", json={"price": 900, "name": "Renamed"},
-                 headers={**auth, "If-Match": '"1"'})
+    order = client.post(
+        "/orders",
+        headers=auth,
+        json={"customer_id": "user-bob", "items": [{"product_id": product["id"], "quantity": 2}]},
+    ).json
+    client.patch(
+        f"/products/{product['id']}",
+        json={"price": 900, "name": "Renamed"},
+        headers={**auth, "If-Match": '"1"'},
+    )
     assert client.delete(f"/products/{product['id']}", headers=auth).status_code == 204
     day = order["created_at"][:10]
     listed = client.get(f"/orders?date={day}", headers=auth).json["orders"]
@@ -70,22 +90,49 @@ def test_an_order_keeps_its_copy_of_the_product(client, auth, new_product):
 def test_order_problems_name_each_item(client, auth, new_product):
     usd = new_product(currency="USD")
     jpy = new_product(currency="JPY")
-    unknown = client.post("/orders", headers=auth, json={
-        "customer_id": "user-alice", "items": [{"product_id": usd["id"], "quantity": 1},
-                                               {"product_id": 999_999, "quantity": 1}]})
+    unknown = client.post(
+        "/orders",
+        headers=auth,
+        json={
+            "customer_id": "user-alice",
+            "items": [{"product_id": usd["id"], "quantity": 1}, {"product_id": 999_999, "quantity": 1}],
+        },
+    )
     assert unknown.status_code == 422 and set(unknown.json["fields"]) == {"items.1.product_id"}
-    mixed = client.post("/orders", headers=auth, json={
-        "customer_id": "user-alice", "items": [{"product_id": usd["id"], "quantity": 1},
-                                               {"product_id": jpy["id"], "quantity": 1}]})
+    mixed = client.post(
+        "/orders",
+        headers=auth,
+        json={
+            "customer_id": "user-alice",
+            "items": [{"product_id": usd["id"], "quantity": 1}, {"product_id": jpy["id"], "quantity": 1}],
+        },
+    )
     assert mixed.status_code == 422 and set(mixed.json["fields"]) == {"items.1.product_id"}
-    invalid = client.post("/orders", headers=auth, json={
-        "customer_id": "", "items": [{"product_id": usd["id"], "quantity": 0},
-                                     {"product_id": "1", "quantity": 10_001}, {"product_id": usd["id"]}]})
+    invalid = client.post(
+        "/orders",
+        headers=auth,
+        json={
+            "customer_id": "",
+            "items": [
+                {"product_id": usd["id"], "quantity": 0},
+                {"product_id": "1", "quantity": 10_001},
+                {"product_id": usd["id"]},
+            ],
+        },
+    )
     assert invalid.status_code == 422
-    assert set(invalid.json["fields"]) == {"customer_id", "items.0.quantity", "items.1.product_id",
-                                           "items.1.quantity", "items.2.quantity"}
-    twice = client.post("/orders", headers=auth, json={
-        "customer_id": "user-alice", "items": [{"product_id": usd["id"], "quantity": 1}] * 2})
+    assert set(invalid.json["fields"]) == {
+        "customer_id",
+        "items.0.quantity",
+        "items.1.product_id",
+        "items.1.quantity",
+        "items.2.quantity",
+    }
+    twice = client.post(
+        "/orders",
+        headers=auth,
+        json={"customer_id": "user-alice", "items": [{"product_id": usd["id"], "quantity": 1}] * 2},
+    )
     assert twice.status_code == 422 and set(twice.json["fields"]) == {"items"}
     empty = client.post("/orders", headers=auth, json={"customer_id": "user-alice", "items": []})
     assert empty.status_code == 422 and set(empty.json["fields"]) == {"items"}
@@ -114,8 +161,11 @@ def test_dst_days_are_23_or_25_hours(client, auth, insert_order, day, hours):
     assert end - start == timedelta(hours=hours)
     tick = timedelta(microseconds=1)
     outside = [insert_order(start - tick), insert_order(end)]
-    inside = [insert_order(start), insert_order(start + timedelta(hours=hours - 1, minutes=30)),
-              insert_order(end - tick)]
+    inside = [
+        insert_order(start),
+        insert_order(start + timedelta(hours=hours - 1, minutes=30)),
+        insert_order(end - tick),
+    ]
     assert listed_ids(client, auth, date=day, tz="America/New_York", limit=2) == inside
     assert not set(outside) & set(listed_ids(client, auth, date=day, tz="America/New_York"))
 
@@ -162,22 +212,25 @@ def test_cursor_checks(client, auth, insert_order):
     refused(f"{url}&cursor={product_cursor}")
 
 
-@pytest.mark.parametrize(("query", "fields"), [
-    ("", {"date"}),
-    ("date=2026-02-30", {"date"}),
-    ("date=20261120", {"date"}),
-    ("date=2026-11-20T00:00", {"date"}),
-    ("date=0001-01-01", {"date"}),
-    ("date=%D9%A2%D9%A0%D9%A2%D9%A6-11-20", {"date"}),  # Arabic-Indic digits
-    ("date=2026-11-20&tz=Mars/Olympus", {"tz"}),
-    ("date=2026-11-20&tz=../../etc/passwd", {"tz"}),
-    ("date=2026-11-20&tz=", {"tz"}),
-    ("date=2026-11-20&limit=0", {"limit"}),
-    ("date=2026-11-20&limit=1001", {"limit"}),
-    ("date=2026-11-20&limit=ten", {"limit"}),
-    ("date=2026-11-20&date=2026-11-21", {"date"}),
-    ("date=2026-11-20&customer=user-alice", {"customer"}),
-])
+@pytest.mark.parametrize(
+    ("query", "fields"),
+    [
+        ("", {"date"}),
+        ("date=2026-02-30", {"date"}),
+        ("date=20261120", {"date"}),
+        ("date=2026-11-20T00:00", {"date"}),
+        ("date=0001-01-01", {"date"}),
+        ("date=%D9%A2%D9%A0%D9%A2%D9%A6-11-20", {"date"}),  # Arabic-Indic digits
+        ("date=2026-11-20&tz=Mars/Olympus", {"tz"}),
+        ("date=2026-11-20&tz=../../etc/passwd", {"tz"}),
+        ("date=2026-11-20&tz=", {"tz"}),
+        ("date=2026-11-20&limit=0", {"limit"}),
+        ("date=2026-11-20&limit=1001", {"limit"}),
+        ("date=2026-11-20&limit=ten", {"limit"}),
+        ("date=2026-11-20&date=2026-11-21", {"date"}),
+        ("date=2026-11-20&customer=user-alice", {"customer"}),
+    ],
+)
 def test_bad_listing_parameters(client, auth, query, fields):
     response = client.get(f"/orders?{query}", headers=auth)
     assert response.status_code == 400
@@ -186,8 +239,9 @@ def test_bad_listing_parameters(client, auth, query, fields):
 
 @pytest.mark.parametrize(("method", "needs"), [("get", "read:orders"), ("post", "write:orders")])
 def test_order_routes_need_their_scope(client, bearer, method, needs):
-    others = " ".join(s for s in ("read:products", "write:products", "read:orders", "write:orders")
-                      if s != needs)
+    others = " ".join(
+        s for s in ("read:products", "write:products", "read:orders", "write:orders") if s != needs
+    )
     response = getattr(client, method)("/orders?date=2026-11-20", json={}, headers=bearer(others))
     assert response.status_code == 403
     assert f'scope="{needs}"' in response.headers["WWW-Authenticate"]

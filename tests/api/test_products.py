@@ -80,8 +80,9 @@ def test_put_replaces_every_field(client, auth, new_product):
 
 def test_unchanged_patch_keeps_the_version(client, auth, new_product):
     product = new_product(price=700)
-    response = client.patch(f"/products/{product['id']}", json={"price": 700},
-                            headers={**auth, "If-Match": '"1"'})
+    response = client.patch(
+        f"/products/{product['id']}", json={"price": 700}, headers={**auth, "If-Match": '"1"'}
+    )
     assert response.status_code == 200 and response.headers["ETag"] == '"1"'
     assert response.json["updated_at"] == product["updated_at"]
 
@@ -98,8 +99,9 @@ def test_sku_is_unique(client, auth, new_product):
     clash = client.post("/products", json=product_body(sku="DUP-1"), headers=auth)
     assert clash.status_code == 409 and clash.json["fields"] == {"sku": "is already used by another product"}
     other = new_product(sku="DUP-2")
-    renamed = client.patch(f"/products/{other['id']}", json={"sku": "DUP-1"},
-                           headers={**auth, "If-Match": '"1"'})
+    renamed = client.patch(
+        f"/products/{other['id']}", json={"sku": "DUP-1"}, headers={**auth, "If-Match": '"1"'}
+    )
     assert renamed.status_code == 409 and "DUP-1" in renamed.json["error_description"]
     # The failed write rolled back: the product is unchanged and still writable.
     assert client.get(f"/products/{other['id']}", headers=auth).json["sku"] == "DUP-2"
@@ -142,26 +144,36 @@ def test_list_bad_parameters(client, auth, new_product):
     new_product()
     new_product()
     cursor = client.get("/products?limit=1", headers=auth).json["next_cursor"]
-    for query, field in [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=x", "limit"),
-                         ("cursor=" + cursor[:-2], "cursor"), ("cursor=" + cursor + "AA", "cursor"),
-                         ("cursor=%2F%2F", "cursor"), ("colour=red", "colour"),
-                         ("limit=1&limit=2", "limit")]:
+    for query, field in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=" + cursor[:-2], "cursor"),
+        ("cursor=" + cursor + "AA", "cursor"),
+        ("cursor=%2F%2F", "cursor"),
+        ("colour=red", "colour"),
+        ("limit=1&limit=2", "limit"),
+    ]:
         response = client.get(f"/products?{query}", headers=auth)
         assert response.status_code == 400, query
         assert response.json["error"] == "invalid_request" and field in response.json["fields"], query
 
 
-@pytest.mark.parametrize(("method", "path", "needs"), [
-    ("get", "/products", "read:products"),
-    ("get", "/products/1", "read:products"),
-    ("post", "/products", "write:products"),
-    ("put", "/products/1", "write:products"),
-    ("patch", "/products/1", "write:products"),
-    ("delete", "/products/1", "write:products"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "needs"),
+    [
+        ("get", "/products", "read:products"),
+        ("get", "/products/1", "read:products"),
+        ("post", "/products", "write:products"),
+        ("put", "/products/1", "write:products"),
+        ("patch", "/products/1", "write:products"),
+        ("delete", "/products/1", "write:products"),
+    ],
+)
 def test_each_route_needs_its_scope(client, bearer, method, path, needs):
-    others = " ".join(s for s in ("read:products", "write:products", "read:orders", "write:orders")
-                      if s != needs)
+    others = " ".join(
+        s for s in ("read:products", "write:products", "read:orders", "write:orders") if s != needs
+    )
     response = getattr(client, method)(path, json=product_body(), headers=bearer(others))
     assert response.status_code == 403
     assert f'scope="{needs}"' in response.headers["WWW-Authenticate"]

@@ -30,12 +30,25 @@ def run_seed(app, *extra: str) -> str:
 def dump(app) -> tuple[list, list, list]:
     """Every seeded row, without the columns that depend on when the seed ran."""
     with app.app_context(), get_engine().connect() as conn:
-        products = conn.execute(select(Product.id, Product.sku, Product.name, Product.price, Product.currency)
-                                .order_by(Product.id)).all()
-        orders = conn.execute(select(Order.id, Order.customer_id, Order.currency, Order.total,
-                                     Order.created_at, Order.created_by).order_by(Order.id)).all()
-        items = conn.execute(select(OrderItem.order_id, OrderItem.product_id, OrderItem.sku,
-                                    OrderItem.quantity, OrderItem.unit_price).order_by(OrderItem.id)).all()
+        products = conn.execute(
+            select(Product.id, Product.sku, Product.name, Product.price, Product.currency).order_by(
+                Product.id
+            )
+        ).all()
+        orders = conn.execute(
+            select(
+                Order.id, Order.customer_id, Order.currency, Order.total, Order.created_at, Order.created_by
+            ).order_by(Order.id)
+        ).all()
+        items = conn.execute(
+            select(
+                OrderItem.order_id,
+                OrderItem.product_id,
+                OrderItem.sku,
+                OrderItem.quantity,
+                OrderItem.unit_price,
+            ).order_by(OrderItem.id)
+        ).all()
     return products, orders, items
 
 
@@ -74,8 +87,11 @@ def test_seed_fills_one_day(app, client, auth):
     assert "0 created" in run_seed(app, "--random-seed", "8")
     products_after, orders_after, _items = dump(app)
     assert products_after == products and len(orders_after) == 600
-    created = client.post("/orders", headers=auth, json={
-        "customer_id": "user-bob", "items": [{"product_id": products[0].id, "quantity": 1}]})
+    created = client.post(
+        "/orders",
+        headers=auth,
+        json={"customer_id": "user-bob", "items": [{"product_id": products[0].id, "quantity": 1}]},
+    )
     assert created.status_code == 201 and created.json["id"] == 601
 
 
@@ -98,12 +114,15 @@ def test_other_random_seed_other_data(app, second_app):
     assert dump(app)[1] != dump(second_app)[1]
 
 
-@pytest.mark.parametrize(("args", "complaint"), [
-    (["--tz", "Mars/Olympus"], "--tz"),
-    (["--date", "2026-02-30"], "--date"),
-    (["--orders", "-1"], "--orders"),
-    (["--customers", "0"], "--customers"),
-])
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--tz", "Mars/Olympus"], "--tz"),
+        (["--date", "2026-02-30"], "--date"),
+        (["--orders", "-1"], "--orders"),
+        (["--customers", "0"], "--customers"),
+    ],
+)
 def test_bad_options(app, args, complaint):
     result = app.test_cli_runner().invoke(args=["seed", *args])
     assert result.exit_code == 2 and complaint in result.output

@@ -30,18 +30,29 @@ def test_algorithms_are_read_space_or_comma_separated(monkeypatch):
     assert load().token_algorithms == ("ES384", "RS256")
 
 
-@pytest.mark.parametrize(("name", "value", "problem"), [
-    ("logto_endpoint", "localhost:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
-    ("logto_issuer", "http://x/oidc?tenant=1", "LOGTO_ISSUER: must be an http:// or https:// URL"),
-    ("logto_jwks_uri", "file:///etc/jwks.json", "LOGTO_JWKS_URI: must be an http:// or https:// URL"),
-    ("shopping_api_resource", "https://shopping.api#v1", "SHOPPING_API_RESOURCE: must be the API identifier"),
-    ("shopping_api_resource", " https://shopping.api", "SHOPPING_API_RESOURCE: must be the API identifier"),
-    ("token_algorithms", "HS256", "TOKEN_ALGORITHMS: choose from"),
-    ("token_algorithms", "none", "TOKEN_ALGORITHMS: choose from"),
-    ("token_leeway_seconds", "3600", "TOKEN_LEEWAY_SECONDS:"),
-    ("jwks_cache_ttl_seconds", "0", "JWKS_CACHE_TTL_SECONDS:"),
-    ("token_cache_size", "-1", "TOKEN_CACHE_SIZE:"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("logto_endpoint", "localhost:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
+        ("logto_issuer", "http://x/oidc?tenant=1", "LOGTO_ISSUER: must be an http:// or https:// URL"),
+        ("logto_jwks_uri", "file:///etc/jwks.json", "LOGTO_JWKS_URI: must be an http:// or https:// URL"),
+        (
+            "shopping_api_resource",
+            "https://shopping.api#v1",
+            "SHOPPING_API_RESOURCE: must be the API identifier",
+        ),
+        (
+            "shopping_api_resource",
+            " https://shopping.api",
+            "SHOPPING_API_RESOURCE: must be the API identifier",
+        ),
+        ("token_algorithms", "HS256", "TOKEN_ALGORITHMS: choose from"),
+        ("token_algorithms", "none", "TOKEN_ALGORITHMS: choose from"),
+        ("token_leeway_seconds", "3600", "TOKEN_LEEWAY_SECONDS:"),
+        ("jwks_cache_ttl_seconds", "0", "JWKS_CACHE_TTL_SECONDS:"),
+        ("token_cache_size", "-1", "TOKEN_CACHE_SIZE:"),
+    ],
+)
 def test_bad_values_are_named(monkeypatch, name, value, problem):
     monkeypatch.setenv(name.upper(), value)
     with pytest.raises(SettingsError) as excinfo:

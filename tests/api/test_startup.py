@@ -31,17 +31,28 @@ def one_line_naming(output: str, setting: str) -> None:
 def test_gunicorn_halts_on_a_bad_setting(tmp_path, settings, name):
     # The arbiter must stop (exit code 3, "Worker failed to boot"), not respawn workers forever,
     # and say it once although every worker fails.
-    result = subprocess.run(gunicorn_argv(free_port(), workers=3), env=clean_env(**settings), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        gunicorn_argv(free_port(), workers=3),
+        env=clean_env(**settings),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 3, result.stderr
     one_line_naming(result.stdout + result.stderr, name)
 
 
 @pytest.mark.parametrize(("settings", "name"), [BAD_SETTINGS[0], BAD_SETTINGS[2], BAD_SETTINGS[4]])
 def test_flask_cli_stops_on_a_bad_setting(tmp_path, settings, name):
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
-                            env=clean_env(**settings), cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
+        env=clean_env(**settings),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 3
     one_line_naming(result.stdout + result.stderr, name)
 
@@ -80,11 +91,14 @@ def test_healthz(client):
     assert response.status_code == 200 and response.json == {"status": "ok"}
 
 
-@pytest.mark.parametrize(("given", "used"), [
-    ("postgres://shop:p%40ss@db:5433/shop", "postgresql+psycopg://shop:p%40ss@db:5433/shop"),
-    ("postgresql://shop@db/shop?sslmode=require", "postgresql+psycopg://shop@db/shop?sslmode=require"),
-    ("sqlite:////srv/shop.sqlite", "sqlite:////srv/shop.sqlite"),
-])
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://shop:p%40ss@db:5433/shop", "postgresql+psycopg://shop:p%40ss@db:5433/shop"),
+        ("postgresql://shop@db/shop?sslmode=require", "postgresql+psycopg://shop@db/shop?sslmode=require"),
+        ("sqlite:////srv/shop.sqlite", "sqlite:////srv/shop.sqlite"),
+    ],
+)
 def test_database_urls_get_the_shipped_driver(given, used):
     from shopping_api.config import ApiSettings
 

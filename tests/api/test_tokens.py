@@ -99,14 +99,20 @@ CASES = {
     "signature tampered": (lambda c: "Bearer " + tamper(c.make_token("read:products")), INVALID),
     "alg none": (lambda c: "Bearer " + c.raw(header_for(c, alg="none"), c.claims()), INVALID),
     "HS256 signed with the public key": (lambda c: "Bearer " + hs256_with_public_key(c), INVALID),
-    "alg not a string": (lambda c: "Bearer " + c.raw(header_for(c, alg=["ES384"]), c.claims(), b"sig"), INVALID),
+    "alg not a string": (
+        lambda c: "Bearer " + c.raw(header_for(c, alg=["ES384"]), c.claims(), b"sig"),
+        INVALID,
+    ),
     "alg outside the list (RS512)": (lambda c: "Bearer " + rs(c, "RS512"), INVALID),
     "valid ES384 Logto-shaped token": (lambda c: "Bearer " + c.make_token("read:products"), OK),
     "RS256 (allowed by default)": (lambda c: "Bearer " + rs(c, "RS256"), OK),
     "PS256 (allowed by default)": (lambda c: "Bearer " + rs(c, "PS256"), OK),
     "PS256 on a key published for RS256": (lambda c: "Bearer " + ps256_on_rs256_key(c), INVALID),
     "ES256 header on a P-384 key": (lambda c: "Bearer " + es256_header_p384(c), INVALID),
-    "wrong key under a known kid": (lambda c: "Bearer " + sign(c.claims(), c.other_key, {"kid": c.key.kid}), INVALID),
+    "wrong key under a known kid": (
+        lambda c: "Bearer " + sign(c.claims(), c.other_key, {"kid": c.key.kid}),
+        INVALID,
+    ),
     "unknown kid": (lambda c: "Bearer " + sign(c.claims(), c.other_key), INVALID),
     "no kid": (lambda c: "Bearer " + c.make_token("read:products", header={"kid": None}), INVALID),
     "JWE instead of JWS": (lambda c: "Bearer " + encrypted(c), INVALID),
@@ -115,33 +121,78 @@ CASES = {
     "typ missing": (lambda c: "Bearer " + c.make_token("read:products", header={"typ": None}), INVALID),
     "typ JWT": (lambda c: "Bearer " + c.make_token("read:products", header={"typ": "JWT"}), INVALID),
     "an ID token": (lambda c: "Bearer " + id_token(c), INVALID),
-    "typ application/at+jwt": (lambda c: "Bearer " + c.make_token("read:products", header={"typ": "application/at+jwt"}), OK),
-    "typ AT+JWT (media types are case-insensitive)": (lambda c: "Bearer " + c.make_token("read:products", header={"typ": "AT+JWT"}), OK),
+    "typ application/at+jwt": (
+        lambda c: "Bearer " + c.make_token("read:products", header={"typ": "application/at+jwt"}),
+        OK,
+    ),
+    "typ AT+JWT (media types are case-insensitive)": (
+        lambda c: "Bearer " + c.make_token("read:products", header={"typ": "AT+JWT"}),
+        OK,
+    ),
     # -- headers that point at keys are never followed (RFC 8725 section 3.10), crit
-    "jku header": (lambda c: "Bearer " + c.make_token("read:products", header={"jku": c.jwks.endpoint + "/evil-jku"}), INVALID),
-    "x5u header": (lambda c: "Bearer " + c.make_token("read:products", header={"x5u": c.jwks.endpoint + "/evil-x5u"}), INVALID),
+    "jku header": (
+        lambda c: "Bearer " + c.make_token("read:products", header={"jku": c.jwks.endpoint + "/evil-jku"}),
+        INVALID,
+    ),
+    "x5u header": (
+        lambda c: "Bearer " + c.make_token("read:products", header={"x5u": c.jwks.endpoint + "/evil-x5u"}),
+        INVALID,
+    ),
     "embedded jwk header": (lambda c: "Bearer " + embedded_jwk(c), INVALID),
     "x5c header": (lambda c: "Bearer " + c.make_token("read:products", header={"x5c": ["MIIB"]}), INVALID),
-    "unknown crit": (lambda c: "Bearer " + es384_by_hand(c, header_for(c, crit=["urn:example:x"], **{"urn:example:x": 1})), INVALID),
-    "valid token signed by hand (control for the row above)": (lambda c: "Bearer " + es384_by_hand(c, header_for(c)), OK),
+    "unknown crit": (
+        lambda c: "Bearer " + es384_by_hand(c, header_for(c, crit=["urn:example:x"], **{"urn:example:x": 1})),
+        INVALID,
+    ),
+    "valid token signed by hand (control for the row above)": (
+        lambda c: "Bearer " + es384_by_hand(c, header_for(c)),
+        OK,
+    ),
     # -- iss / aud (exact strings)
-    "wrong iss": (lambda c: "Bearer " + c.make_token("read:products", iss="https://evil.example/oidc"), INVALID),
-    "iss with trailing slash": (lambda c: "Bearer " + c.make_token("read:products", iss=c.jwks.issuer + "/"), INVALID),
+    "wrong iss": (
+        lambda c: "Bearer " + c.make_token("read:products", iss="https://evil.example/oidc"),
+        INVALID,
+    ),
+    "iss with trailing slash": (
+        lambda c: "Bearer " + c.make_token("read:products", iss=c.jwks.issuer + "/"),
+        INVALID,
+    ),
     "iss missing": (lambda c: "Bearer " + c.make_token("read:products", drop=("iss",)), INVALID),
     "wrong aud": (lambda c: "Bearer " + c.make_token("read:products", aud="https://other.api"), INVALID),
-    "aud with trailing slash": (lambda c: "Bearer " + c.make_token("read:products", aud=RESOURCE + "/"), INVALID),
+    "aud with trailing slash": (
+        lambda c: "Bearer " + c.make_token("read:products", aud=RESOURCE + "/"),
+        INVALID,
+    ),
     "aud missing": (lambda c: "Bearer " + c.make_token("read:products", drop=("aud",)), INVALID),
-    "aud list containing the API": (lambda c: "Bearer " + c.make_token("read:products", aud=["https://other.api", RESOURCE]), OK),
-    "aud list without the API": (lambda c: "Bearer " + c.make_token("read:products", aud=["https://other.api"]), INVALID),
-    "token for the Management API": (lambda c: "Bearer " + c.make_token("all", aud="https://default.logto.app/api"), INVALID),
+    "aud list containing the API": (
+        lambda c: "Bearer " + c.make_token("read:products", aud=["https://other.api", RESOURCE]),
+        OK,
+    ),
+    "aud list without the API": (
+        lambda c: "Bearer " + c.make_token("read:products", aud=["https://other.api"]),
+        INVALID,
+    ),
+    "token for the Management API": (
+        lambda c: "Bearer " + c.make_token("all", aud="https://default.logto.app/api"),
+        INVALID,
+    ),
     # -- time (30 s leeway by default)
-    "expired": (lambda c: "Bearer " + c.make_token("read:products", iat=c.now - 7200, exp=c.now - 3600), INVALID),
-    "expired within leeway": (lambda c: "Bearer " + c.make_token("read:products", iat=c.now - 3600, exp=c.now - 10), OK),
+    "expired": (
+        lambda c: "Bearer " + c.make_token("read:products", iat=c.now - 7200, exp=c.now - 3600),
+        INVALID,
+    ),
+    "expired within leeway": (
+        lambda c: "Bearer " + c.make_token("read:products", iat=c.now - 3600, exp=c.now - 10),
+        OK,
+    ),
     "exp missing": (lambda c: "Bearer " + c.make_token("read:products", drop=("exp",)), INVALID),
     "exp not a number": (lambda c: "Bearer " + c.make_token("read:products", exp=str(c.now + 3600)), INVALID),
     "exp a boolean": (lambda c: "Bearer " + c.make_token("read:products", exp=True), INVALID),
     "iat in the future": (lambda c: "Bearer " + c.make_token("read:products", iat=c.now + 300), INVALID),
-    "iat slightly ahead (clock skew)": (lambda c: "Bearer " + c.make_token("read:products", iat=c.now + 10), OK),
+    "iat slightly ahead (clock skew)": (
+        lambda c: "Bearer " + c.make_token("read:products", iat=c.now + 10),
+        OK,
+    ),
     "iat missing": (lambda c: "Bearer " + c.make_token("read:products", drop=("iat",)), INVALID),
     "nbf in the future": (lambda c: "Bearer " + c.make_token("read:products", nbf=c.now + 300), INVALID),
     "nbf in the past": (lambda c: "Bearer " + c.make_token("read:products", nbf=c.now - 5), OK),
@@ -217,8 +268,12 @@ def es256_header_p384(c: Ctx) -> str:
 
 def encrypted(c: Ctx) -> str:
     key = ECKey.generate_key("P-384")
-    return jwe.encrypt_compact({"alg": "ECDH-ES", "enc": "A256GCM", "typ": "at+jwt"},
-                               json.dumps(c.claims()).encode(), key, algorithms=["ECDH-ES", "A256GCM"])
+    return jwe.encrypt_compact(
+        {"alg": "ECDH-ES", "enc": "A256GCM", "typ": "at+jwt"},
+        json.dumps(c.claims()).encode(),
+        key,
+        algorithms=["ECDH-ES", "A256GCM"],
+    )
 
 
 def id_token(c: Ctx) -> str:
@@ -279,8 +334,11 @@ def assert_nothing_leaks(value, response, logs, *keys):
 
 def test_scopes_are_checked_per_route(client, bearer):
     """A token good for reading products cannot create one."""
-    response = client.post(ROUTE, json={"sku": "X-1", "name": "x", "price": 1, "currency": "USD"},
-                           headers=bearer("read:products"))
+    response = client.post(
+        ROUTE,
+        json={"sku": "X-1", "name": "x", "price": 1, "currency": "USD"},
+        headers=bearer("read:products"),
+    )
     assert response.status_code == 403
     assert response.headers["WWW-Authenticate"].endswith('scope="write:products"')
 
@@ -311,8 +369,10 @@ def test_leeway_is_configurable(api_settings, jwks_server, signing_key):
 def test_claims_reach_the_view(client, make_token, app):
     """The verified ``sub`` is the calling app: views record it (created_by)."""
     token = make_token("write:products read:products", sub="app-123", client_id="app-123")
-    response = client.post(ROUTE, json={"sku": f"SKU-{uuid.uuid4().hex[:8]}", "name": "Mug",
-                                        "price": 1250, "currency": "EUR"},
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        ROUTE,
+        json={"sku": f"SKU-{uuid.uuid4().hex[:8]}", "name": "Mug", "price": 1250, "currency": "EUR"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["created_by"] == "app-123"

@@ -35,9 +35,22 @@ def make_demo(workdir: Path, *extra: str, timeout: float = 120) -> subprocess.Co
         pytest.skip("make is not installed")
     args = " ".join(["--workdir", str(workdir), *extra])
     return subprocess.run(
-        [make, "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed",
-         f"BIN={Path(sys.executable).parent}", "demo", f"DEMO_ARGS={args}"],
-        env=clean_env(), capture_output=True, text=True, timeout=timeout)
+        [
+            make,
+            "--no-print-directory",
+            "-C",
+            str(ROOT),
+            "-o",
+            ".venv/.installed",
+            f"BIN={Path(sys.executable).parent}",
+            "demo",
+            f"DEMO_ARGS={args}",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def listening(port: int) -> bool:
@@ -59,9 +72,15 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
             "-> POST /oidc/token HTTP/1.1",
             "Authorization: Basic base64(m2m-admin:<app secret, not shown>)",
             "&resource=https%3A%2F%2Fshopping.api",
-            '<- 200 OK', 'token_type    "Bearer"', 'alg  "ES384"', 'typ  "at+jwt"',
+            "<- 200 OK",
+            'token_type    "Bearer"',
+            'alg  "ES384"',
+            'typ  "at+jwt"',
             'aud        "https://shopping.api"',
-            "<- 401 Unauthorized", "<- 403 Forbidden", 'error="insufficient_scope"', "<- 201 Created",
+            "<- 401 Unauthorized",
+            "<- 403 Forbidden",
+            'error="insufficient_scope"',
+            "<- 201 Created",
             "$ stats-worker once --date",
             "Logto custom data: 4 synced, 0 skipped, 0 failed",
             "-> GET /api/users/user-alice/custom-data HTTP/1.1",
@@ -81,9 +100,14 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
 
 def test_ctrl_c_stops_every_process(tmp_path):
     env = clean_env()
-    proc = subprocess.Popen([sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo")],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out = ""
     try:
         deadline = time.monotonic() + 60
@@ -113,9 +137,16 @@ def test_a_failure_stops_what_was_started_and_says_why(tmp_path):
         busy = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"), "--api-port", str(busy)],
-            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=90)
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     assert result.returncode == 1
-    assert f"The demo failed: port {busy} is in use: stop what listens there or drop --api-port" in result.stderr
+    assert (
+        f"The demo failed: port {busy} is in use: stop what listens there or drop --api-port" in result.stderr
+    )
     issuer_port = service_ports(result.stdout)["local issuer"]
     assert not listening(issuer_port)
 
@@ -123,8 +154,14 @@ def test_a_failure_stops_what_was_started_and_says_why(tmp_path):
 def test_a_directory_the_demo_did_not_make_is_left_alone(tmp_path):
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "keep.json").write_text("{}")
-    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(tmp_path)], cwd=tmp_path,
-                            env=clean_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--workdir", str(tmp_path)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "is not empty and was not made by the demo" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
@@ -167,10 +204,18 @@ def foreign_server():
 def test_a_port_taken_by_another_server_is_refused_not_used(tmp_path, foreign_server, option):
     busy = foreign_server.server_address[1]
     workdir = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(workdir), option, str(busy)],
-                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        [sys.executable, "-m", "demo", "--workdir", str(workdir), option, str(busy)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"The demo failed: port {busy} is in use: stop what listens there or drop {option}" in result.stderr
+    assert (
+        f"The demo failed: port {busy} is in use: stop what listens there or drop {option}" in result.stderr
+    )
     assert foreign_server.requests == []  # no readiness check, no token request, no API call
     logs = sorted(p.name for p in (workdir / "logs").iterdir())
     if option == "--issuer-port":
@@ -183,9 +228,24 @@ def test_a_port_taken_by_another_server_is_refused_not_used(tmp_path, foreign_se
 
 
 def test_the_same_port_twice_is_refused(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"),
-                             "--issuer-port", "8000", "--api-port", "8000"],
-                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--issuer-port",
+            "8000",
+            "--api-port",
+            "8000",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "--issuer-port and --api-port must differ" in result.stderr
     assert not (tmp_path / "demo").exists()

@@ -32,8 +32,11 @@ def report_day(stack) -> dt.date:
 
 def day_orders(stack, day):
     """The seeded orders placed on ``day`` (UTC); a seed that straddles midnight splits."""
-    return [(customer, basket) for customer, basket, created in stack.orders
-            if created.astimezone(dt.UTC).date() == day]
+    return [
+        (customer, basket)
+        for customer, basket, created in stack.orders
+        if created.astimezone(dt.UTC).date() == day
+    ]
 
 
 def expected_report(stack, day) -> dict:
@@ -62,12 +65,18 @@ def expected_report(stack, day) -> dict:
         "customers": len({customer for customer, _ in orders}),
         "currencies": dict(sorted(currencies.items())),
         "top_products_by_units": [
-            (sku, units) for sku, units in sorted(units_by_sku.items(), key=lambda kv: (-kv[1], ids[kv[0]]))],
+            (sku, units) for sku, units in sorted(units_by_sku.items(), key=lambda kv: (-kv[1], ids[kv[0]]))
+        ],
         "top_products_by_revenue": {
-            currency: [(sku, revenue_by_sku[sku]) for sku in sorted(
-                (s for s in revenue_by_sku if CATALOG[s][1] == currency),
-                key=lambda s: (-revenue_by_sku[s], ids[s]))]
-            for currency in sorted(currencies)},
+            currency: [
+                (sku, revenue_by_sku[sku])
+                for sku in sorted(
+                    (s for s in revenue_by_sku if CATALOG[s][1] == currency),
+                    key=lambda s: (-revenue_by_sku[s], ids[s]),
+                )
+            ]
+            for currency in sorted(currencies)
+        },
     }
 
 
@@ -78,7 +87,9 @@ def expected_custom_data(stack, day) -> dict[str, dict]:
         currency = CATALOG[basket[0][0]][1]
         entry["orders"] += 1
         entry["units"] += sum(qty for _, qty in basket)
-        entry["spent"][currency] = entry["spent"].get(currency, 0) + sum(qty * CATALOG[sku][0] for sku, qty in basket)
+        entry["spent"][currency] = entry["spent"].get(currency, 0) + sum(
+            qty * CATALOG[sku][0] for sku, qty in basket
+        )
     return figures
 
 
@@ -100,8 +111,13 @@ def scheduled(stack, tmp_path_factory):
     if (fire - now).total_seconds() < 5:
         fire += dt.timedelta(minutes=1)  # leave the catch-up time to finish first
     env = stack.worker_env(reports, STATS_CRON=f"{fire.minute} {fire.hour} * * *")
-    worker = ServerProcess([script("stats-worker"), "run"], env=env, cwd=stack.workdir,
-                           ready_url=None, log_path=stack.workdir / "scheduled.log")
+    worker = ServerProcess(
+        [script("stats-worker"), "run"],
+        env=env,
+        cwd=stack.workdir,
+        ready_url=None,
+        log_path=stack.workdir / "scheduled.log",
+    )
     worker.start()
     yield worker, reports, fire
     worker.stop(signal.SIGKILL)  # only if a test failed before stopping it
@@ -159,11 +175,18 @@ def test_report_matches_the_seed(stack, once):
     expected = expected_report(stack, day)
     assert report["date"] == day.isoformat() and report["timezone"] == "UTC"
     assert (report["orders"], report["units"], report["customers"]) == (
-        expected["orders"], expected["units"], expected["customers"])
+        expected["orders"],
+        expected["units"],
+        expected["customers"],
+    )
     assert report["currencies"] == expected["currencies"]
-    assert [(p["sku"], p["units"]) for p in report["top_products_by_units"]] == expected["top_products_by_units"]
-    assert {currency: [(p["sku"], p["revenue"]) for p in ranked]
-            for currency, ranked in report["top_products_by_revenue"].items()} == expected["top_products_by_revenue"]
+    assert [(p["sku"], p["units"]) for p in report["top_products_by_units"]] == expected[
+        "top_products_by_units"
+    ]
+    assert {
+        currency: [(p["sku"], p["revenue"]) for p in ranked]
+        for currency, ranked in report["top_products_by_revenue"].items()
+    } == expected["top_products_by_revenue"]
     assert len(report["orders_per_hour"]) == 24
     assert sum(hour["orders"] for hour in report["orders_per_hour"]) == expected["orders"]
     assert report["custom_data_sync"] == {"synced": len(KNOWN_CUSTOMERS), "skipped": 1, "failed": 0}
@@ -206,8 +229,12 @@ def test_run_fires_on_schedule_and_stops_cleanly_on_sigterm(scheduled):
     built = f"report for {yesterday} written"
     seconds_left = (fire - dt.datetime.now(dt.UTC)).total_seconds()
     # Once at start (catch-up), once more when the cron fires.
-    wait_for(lambda: worker.log_text().count(built) >= 2, max(seconds_left, 0) + 30,
-             f"the run scheduled at {fire:%H:%M} UTC", worker)
+    wait_for(
+        lambda: worker.log_text().count(built) >= 2,
+        max(seconds_left, 0) + 30,
+        f"the run scheduled at {fire:%H:%M} UTC",
+        worker,
+    )
     assert worker.stop(signal.SIGTERM) == 0
     log = worker.log_text()
     assert "stats worker stopped" in log

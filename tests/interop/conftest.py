@@ -26,8 +26,10 @@ SHOPPING_API = "https://shopping.api"
 OTHER_API = "https://other.api"
 STATS_APP = "m2m-stats-worker"
 ADMIN_APP = "m2m-admin"
-ENABLE_HINT = ("to enable, install Node.js 20.19+ with npm, then run `make test` "
-               "(it runs npm ci in tests/interop) or `npm ci` in tests/interop")
+ENABLE_HINT = (
+    "to enable, install Node.js 20.19+ with npm, then run `make test` "
+    "(it runs npm ci in tests/interop) or `npm ci` in tests/interop"
+)
 
 
 def node_missing() -> str | None:
@@ -67,12 +69,17 @@ class InteropProvider:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self._admin = {"Authorization": f"Bearer {secrets.token_urlsafe(24)}"}
-        env = clean_env(INTEROP_PORT=str(self.port),
-                        INTEROP_ADMIN_TOKEN=self._admin["Authorization"].removeprefix("Bearer "))
+        env = clean_env(
+            INTEROP_PORT=str(self.port),
+            INTEROP_ADMIN_TOKEN=self._admin["Authorization"].removeprefix("Bearer "),
+        )
         self.process = ServerProcess(
-            ["node", str(INTEROP_DIR / "provider.mjs")], env=env, cwd=workdir,
+            ["node", str(INTEROP_DIR / "provider.mjs")],
+            env=env,
+            cwd=workdir,
             ready_url=f"{self.issuer}/.well-known/openid-configuration",
-            log_path=workdir / f"oidc-provider-{self.port}.log")
+            log_path=workdir / f"oidc-provider-{self.port}.log",
+        )
 
     @property
     def endpoint(self) -> str:
@@ -91,16 +98,16 @@ class InteropProvider:
     def jwks_uri(self) -> str:
         return f"{self.issuer}/jwks"
 
-    def request_token(self, resource: str | None, scope: str | None = None,
-                      app_id: str = STATS_APP) -> requests.Response:
+    def request_token(
+        self, resource: str | None, scope: str | None = None, app_id: str = STATS_APP
+    ) -> requests.Response:
         """A client_credentials request as Logto's quick start shows it (Basic auth, form body)."""
         data = {"grant_type": "client_credentials"}
         if resource is not None:
             data["resource"] = resource
         if scope is not None:
             data["scope"] = scope
-        return requests.post(self.token_endpoint, data=data, auth=(app_id, app_secret(app_id)),
-                             timeout=10)
+        return requests.post(self.token_endpoint, data=data, auth=(app_id, app_secret(app_id)), timeout=10)
 
     def token(self, resource: str, scope: str, app_id: str = STATS_APP) -> str:
         response = self.request_token(resource, scope, app_id)
@@ -114,8 +121,9 @@ class InteropProvider:
         the older keys from the JWKS, as at the end of a rotation's grace period.
         """
         params = {"publish": str(publish).lower(), "retire": str(retire).lower()}
-        response = requests.post(f"{self.endpoint}/__test__/keys", params=params,
-                                 headers=self._admin, timeout=10)
+        response = requests.post(
+            f"{self.endpoint}/__test__/keys", params=params, headers=self._admin, timeout=10
+        )
         response.raise_for_status()
         return response.json()["kid"]
 
@@ -153,13 +161,24 @@ def fresh_provider(tmp_path):
 
 def api_env(provider: InteropProvider, database_url: str, **extra: str) -> dict[str, str]:
     """The shopping API's environment: it learns about the provider only through settings."""
-    return clean_env(LOGTO_ISSUER=provider.issuer, LOGTO_JWKS_URI=provider.jwks_uri,
-                     SHOPPING_API_RESOURCE=SHOPPING_API, DATABASE_URL=database_url, **extra)
+    return clean_env(
+        LOGTO_ISSUER=provider.issuer,
+        LOGTO_JWKS_URI=provider.jwks_uri,
+        SHOPPING_API_RESOURCE=SHOPPING_API,
+        DATABASE_URL=database_url,
+        **extra,
+    )
 
 
 def init_db(env: dict[str, str], cwd: Path) -> None:
-    result = subprocess.run([script("flask"), "--app", "shopping_api", "init-db"], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [script("flask"), "--app", "shopping_api", "init-db"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -167,7 +186,11 @@ def start_api(env: dict[str, str], cwd: Path, *, workers: int = 2) -> tuple[Serv
     """The shopping API under real gunicorn; returns the process and its base URL."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = ServerProcess(gunicorn_argv(port, workers=workers), env=env, cwd=cwd,
-                           ready_url=f"{base_url}/healthz",
-                           log_path=cwd / f"gunicorn-{port}.log").start()
+    server = ServerProcess(
+        gunicorn_argv(port, workers=workers),
+        env=env,
+        cwd=cwd,
+        ready_url=f"{base_url}/healthz",
+        log_path=cwd / f"gunicorn-{port}.log",
+    ).start()
     return server, base_url

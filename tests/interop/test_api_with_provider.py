@@ -12,13 +12,17 @@ import requests
 from logto_m2m.http import make_session
 from stats_worker.token_client import BearerAuth, TokenClient
 
-from .conftest import (ADMIN_APP, OTHER_API, SHOPPING_API, STATS_APP, api_env, app_secret, init_db,
-                       start_api)
+from .conftest import ADMIN_APP, OTHER_API, SHOPPING_API, STATS_APP, api_env, app_secret, init_db, start_api
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-NEW_PRODUCT = {"sku": "INTEROP-1", "name": "Interop mug", "description": "from oidc-provider",
-               "price": 1299, "currency": "USD"}
+NEW_PRODUCT = {
+    "sku": "INTEROP-1",
+    "name": "Interop mug",
+    "description": "from oidc-provider",
+    "price": 1299,
+    "currency": "USD",
+}
 #: The key tests shorten the API's JWKS refetch cooldown (JWKS_REFETCH_COOLDOWN_SECONDS, default
 #: 30 s) so that "one refetch per cooldown" can be watched without waiting half a minute.
 COOLDOWN = 1
@@ -57,14 +61,16 @@ def test_granted_scopes_pass_and_the_others_get_403(oidc_provider, api):
     # The stats worker's role holds read:products and read:orders; write:products is dropped.
     scopes = "read:products read:orders write:products"
     with make_session(allowed_methods=("POST",)) as session, requests.Session() as http:
-        client = TokenClient(oidc_provider.token_endpoint, STATS_APP, app_secret(STATS_APP),
-                             session=session)
+        client = TokenClient(oidc_provider.token_endpoint, STATS_APP, app_secret(STATS_APP), session=session)
         http.auth = BearerAuth(client, SHOPPING_API, scopes)
         products = http.get(f"{api}/products", timeout=10)
         orders = http.get(f"{api}/orders", params={"date": "2026-11-20"}, timeout=10)
         write = http.post(f"{api}/products", json=NEW_PRODUCT, timeout=10)
-        order = http.post(f"{api}/orders", timeout=10,
-                          json={"customer_id": "user-alice", "items": [{"product_id": 1, "quantity": 1}]})
+        order = http.post(
+            f"{api}/orders",
+            timeout=10,
+            json={"customer_id": "user-alice", "items": [{"product_id": 1, "quantity": 1}]},
+        )
     assert client.fetch_count == 1  # one token for all four calls
     assert products.status_code == 200, products.text
     assert products.json()["products"] == []
@@ -93,8 +99,9 @@ def test_token_for_another_resource_gets_401(oidc_provider, api):
 @pytest.fixture
 def single_worker_api(fresh_provider, tmp_path):
     """An API with one gunicorn worker (one key cache, so JWKS requests can be counted exactly)."""
-    env = api_env(fresh_provider, f"sqlite:///{tmp_path / 'shop.sqlite'}",
-                  JWKS_REFETCH_COOLDOWN_SECONDS=str(COOLDOWN))
+    env = api_env(
+        fresh_provider, f"sqlite:///{tmp_path / 'shop.sqlite'}", JWKS_REFETCH_COOLDOWN_SECONDS=str(COOLDOWN)
+    )
     init_db(env, tmp_path)
     server, base_url = start_api(env, tmp_path, workers=1)
     yield base_url
@@ -135,8 +142,9 @@ def test_key_the_provider_does_not_publish_gets_401(fresh_provider, single_worke
     assert_bearer_error(get_products(api, unknown), 401, "invalid_token")
     assert provider.stats()["jwks_requests"] == 2  # one refetch, which did not find the kid
     # Within the cooldown, more unknown-kid tokens cost no JWKS request at all.
-    assert_bearer_error(get_products(api, provider.token(SHOPPING_API, "read:products")),
-                        401, "invalid_token")
+    assert_bearer_error(
+        get_products(api, provider.token(SHOPPING_API, "read:products")), 401, "invalid_token"
+    )
     assert provider.stats()["jwks_requests"] == 2
 
     # Once the provider publishes a new key, it is picked up after the cooldown.
@@ -144,7 +152,6 @@ def test_key_the_provider_does_not_publish_gets_401(fresh_provider, single_worke
     provider.switch_key(publish=True)
     assert get_products(api, provider.token(SHOPPING_API, "read:products")).status_code == 200
     assert provider.stats()["jwks_requests"] == 3
-
 
 
 def test_worker_recovers_when_its_token_key_is_retired(fresh_provider, single_worker_api):

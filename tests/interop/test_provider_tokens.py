@@ -42,7 +42,11 @@ def test_discovery_names_logto_style_endpoints(oidc_provider):
     assert jwks.headers["Content-Type"].startswith("application/jwk-set+json")
     [key] = jwks.json()["keys"]
     assert {k: key[k] for k in ("kty", "crv", "alg", "use")} == {
-        "kty": "EC", "crv": "P-384", "alg": "ES384", "use": "sig"}
+        "kty": "EC",
+        "crv": "P-384",
+        "alg": "ES384",
+        "use": "sig",
+    }
     assert "d" not in key
 
 
@@ -85,13 +89,16 @@ def test_nothing_granted_means_no_scope_at_all(oidc_provider):
     assert "scope" not in claims
 
 
-@pytest.mark.parametrize("name", [
-    "token-08-wrong-secret-basic",
-    "token-12-unknown-resource",
-    "token-13-no-client-auth",
-    "token-14-unsupported-grant-password",
-    "token-16-basic-and-post-both",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "token-08-wrong-secret-basic",
+        "token-12-unknown-resource",
+        "token-13-no-client-auth",
+        "token-14-unsupported-grant-password",
+        "token-16-basic-and-post-both",
+    ],
+)
 def test_token_endpoint_errors_match_logto(oidc_provider, name):
     """Replay a recorded failing request: same status, error and description as real Logto."""
     real = capture(name)
@@ -99,8 +106,9 @@ def test_token_endpoint_errors_match_logto(oidc_provider, name):
     secret = app_secret(STATS_APP)
     if "client_secret" in form:
         form.update(client_id=STATS_APP, client_secret=secret)
-    auth = {"basic": (STATS_APP, "not-the-secret" if "wrong-secret" in name else secret),
-            "none": None}[real["request"]["auth"]]
+    auth = {"basic": (STATS_APP, "not-the-secret" if "wrong-secret" in name else secret), "none": None}[
+        real["request"]["auth"]
+    ]
     with make_session(retries=0) as session:
         response = session.post(oidc_provider.token_endpoint, data=form, auth=auth)
     assert response.status_code == real["status"]
@@ -112,23 +120,33 @@ def test_token_endpoint_errors_match_logto(oidc_provider, name):
 
 def test_two_resources_in_one_request_are_refused(oidc_provider):
     with make_session(retries=0) as session:
-        response = session.post(oidc_provider.token_endpoint, auth=(STATS_APP, app_secret(STATS_APP)),
-                                data={"grant_type": "client_credentials",
-                                      "resource": [SHOPPING_API, OTHER_API]})
+        response = session.post(
+            oidc_provider.token_endpoint,
+            auth=(STATS_APP, app_secret(STATS_APP)),
+            data={"grant_type": "client_credentials", "resource": [SHOPPING_API, OTHER_API]},
+        )
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_target",
-        "error_description": "only a single resource indicator value is supported for this grant type"}
+        "error_description": "only a single resource indicator value is supported for this grant type",
+    }
 
 
 @pytest.fixture(scope="module")
 def validator(oidc_provider):
     """The shopping API's own validator, pointed at the provider through its settings' values."""
     session = make_session(retries=1)
-    keys = KeyStore(endpoint=oidc_provider.endpoint, issuer=oidc_provider.issuer,
-                    jwks_uri=oidc_provider.jwks_uri, session=session, ttl=600, cooldown=30)
-    yield LogtoTokenValidator(issuer=oidc_provider.issuer, resource=SHOPPING_API, keys=keys,
-                              algorithms=SUPPORTED_ALGORITHMS)
+    keys = KeyStore(
+        endpoint=oidc_provider.endpoint,
+        issuer=oidc_provider.issuer,
+        jwks_uri=oidc_provider.jwks_uri,
+        session=session,
+        ttl=600,
+        cooldown=30,
+    )
+    yield LogtoTokenValidator(
+        issuer=oidc_provider.issuer, resource=SHOPPING_API, keys=keys, algorithms=SUPPORTED_ALGORITHMS
+    )
     session.close()
 
 

@@ -35,9 +35,12 @@ def client(oidc_provider, session):
 def test_token_request_carries_basic_auth_resource_and_scope(oidc_provider, client):
     token = client.get_token(SHOPPING_API, ["read:orders", "read:products"])
     assert oidc_provider.stats()["last_grant"] == {
-        "client_id": STATS_APP, "client_auth": "client_secret_basic",
-        "grant_type": "client_credentials", "resource": SHOPPING_API,
-        "scope": "read:orders read:products"}
+        "client_id": STATS_APP,
+        "client_auth": "client_secret_basic",
+        "grant_type": "client_credentials",
+        "resource": SHOPPING_API,
+        "scope": "read:orders read:products",
+    }
     claims = claims_of(token)
     assert claims["aud"] == SHOPPING_API
     assert claims["sub"] == STATS_APP
@@ -62,14 +65,17 @@ def test_dropped_scope_is_named_in_a_warning(oidc_provider, client, caplog):
     assert token not in caplog.text
 
 
-@pytest.mark.parametrize(("resource", "secret", "error"), [
-    ("https://unknown.api", None, "invalid_target"),
-    (SHOPPING_API, "not-the-secret", "invalid_client"),
-])
-def test_provider_errors_become_clear_token_request_errors(oidc_provider, session, resource, secret,
-                                                           error):
-    client = TokenClient(oidc_provider.token_endpoint, STATS_APP, secret or app_secret(STATS_APP),
-                         session=session)
+@pytest.mark.parametrize(
+    ("resource", "secret", "error"),
+    [
+        ("https://unknown.api", None, "invalid_target"),
+        (SHOPPING_API, "not-the-secret", "invalid_client"),
+    ],
+)
+def test_provider_errors_become_clear_token_request_errors(oidc_provider, session, resource, secret, error):
+    client = TokenClient(
+        oidc_provider.token_endpoint, STATS_APP, secret or app_secret(STATS_APP), session=session
+    )
     with pytest.raises(TokenRequestError) as failure:
         client.get_token(resource, "read:orders")
     assert failure.value.error == error

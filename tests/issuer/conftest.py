@@ -64,17 +64,26 @@ class RunningIssuer:
         return self.process.log_text()
 
 
-def start_issuer(state_dir: Path, *args: str, endpoint: str | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None) -> RunningIssuer:
+def start_issuer(
+    state_dir: Path,
+    *args: str,
+    endpoint: str | None = None,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> RunningIssuer:
     port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [script("local-issuer"), "--port", str(port), "--state-dir", str(state_dir), *args]
     if endpoint:
         argv += ["--endpoint", endpoint]
     base_url = f"http://127.0.0.1:{port}"
-    process = ServerProcess(argv, env=clean_env(**(env or {})),
-                            ready_url=f"{base_url}/oidc/.well-known/openid-configuration",
-                            cwd=state_dir.parent, log_path=state_dir.parent / f"issuer-{port}.log")
+    process = ServerProcess(
+        argv,
+        env=clean_env(**(env or {})),
+        ready_url=f"{base_url}/oidc/.well-known/openid-configuration",
+        cwd=state_dir.parent,
+        log_path=state_dir.parent / f"issuer-{port}.log",
+    )
     process.start()
     return RunningIssuer(process, base_url, endpoint or base_url, state_dir)
 

@@ -11,8 +11,14 @@ from tests.support import clean_env, script
 
 def run_issuer(state_dir, port: int, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    result = subprocess.run([script("local-issuer"), "--port", str(port), "--state-dir", str(state_dir), *args],
-                            env=clean_env(), cwd=state_dir.parent, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [script("local-issuer"), "--port", str(port), "--state-dir", str(state_dir), *args],
+        env=clean_env(),
+        cwd=state_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result, time.monotonic() - started
 
 
@@ -28,7 +34,8 @@ def test_rotate_key_next_to_a_running_issuer_leaves_its_keys_alone(tmp_path):
             assert result.returncode == 1, result.stdout + result.stderr
             assert result.stderr.strip().splitlines() == [
                 f"local-issuer: 127.0.0.1:{issuer.port} is in use: stop the running issuer first, "
-                "then start it with --rotate-key"]
+                "then start it with --rotate-key"
+            ]
             assert took < 4, f"{took:.1f}s: gunicorn retried the bind"
             assert key_file.read_bytes() == before
         # The running issuer is untouched: it still signs with its key, and that key still verifies.
@@ -51,8 +58,10 @@ def test_a_first_start_on_a_taken_port_creates_no_state(tmp_path):
         state = tmp_path / "second"
         result, took = run_issuer(state, issuer.port)
         assert result.returncode == 1
-        assert result.stderr.strip() == (f"local-issuer: 127.0.0.1:{issuer.port} is in use: stop what listens "
-                                         "there (another local-issuer?) or choose another --port")
+        assert result.stderr.strip() == (
+            f"local-issuer: 127.0.0.1:{issuer.port} is in use: stop what listens "
+            "there (another local-issuer?) or choose another --port"
+        )
         assert took < 4
         assert not state.exists()
     finally:

@@ -26,19 +26,33 @@ BASIC_CREDENTIALS = {
 
 TENANT = {
     "resources": [
-        {"name": "Shopping API", "indicator": "https://shopping.api",
-         "scopes": ["read:products", "write:products", "read:orders", "write:orders"]},
+        {
+            "name": "Shopping API",
+            "indicator": "https://shopping.api",
+            "scopes": ["read:products", "write:products", "read:orders", "write:orders"],
+        },
         {"name": "Logto Management API", "indicator": "https://default.logto.app/api", "scopes": ["all"]},
     ],
     "roles": [
-        {"name": "stats reader", "type": "MachineToMachine",
-         "scopes": {"https://shopping.api": ["read:products", "write:products", "read:orders"]}},
-        {"name": "Logto Management API access", "type": "MachineToMachine",
-         "scopes": {"https://default.logto.app/api": ["all"]}},
+        {
+            "name": "stats reader",
+            "type": "MachineToMachine",
+            "scopes": {"https://shopping.api": ["read:products", "write:products", "read:orders"]},
+        },
+        {
+            "name": "Logto Management API access",
+            "type": "MachineToMachine",
+            "scopes": {"https://default.logto.app/api": ["all"]},
+        },
     ],
     "applications": [
         {"id": APP_ID, "name": "stats worker", "secret": SECRET, "roles": ["stats reader"]},
-        {"id": "lbhu1xj468czh7g4i6ol9", "name": "mapi", "secret": "mapi-app-secret", "roles": ["Logto Management API access"]},
+        {
+            "id": "lbhu1xj468czh7g4i6ol9",
+            "name": "mapi",
+            "secret": "mapi-app-secret",
+            "roles": ["Logto Management API access"],
+        },
     ],
     "users": [],
 }
@@ -62,11 +76,14 @@ def replay(issuer, request: dict, name: str) -> requests.Response:
     auth = BASIC_CREDENTIALS.get(name, (APP_ID, SECRET)) if request["auth"] == "basic" else None
     headers = dict(request["extra_headers"] or {})
     if request["form"] is not None:
-        form = {key: SECRET if value == "<stats-worker-secret>" else value
-                for key, value in request["form"].items()}
+        form = {
+            key: SECRET if value == "<stats-worker-secret>" else value
+            for key, value in request["form"].items()
+        }
         return requests.post(issuer.token_url, data=form, auth=auth, headers=headers, timeout=10)
-    return requests.post(issuer.token_url, data=request["raw_body"].encode(), auth=auth,
-                         headers=headers, timeout=10)
+    return requests.post(
+        issuer.token_url, data=request["raw_body"].encode(), auth=auth, headers=headers, timeout=10
+    )
 
 
 def _segment(token: str, index: int) -> dict:
@@ -95,8 +112,9 @@ def test_token_endpoint_matches_logto(recorded_tenant_issuer, file_name):
         assert body == recorded  # code, message, error, error_description, word for word
         return
 
-    assert {k: v for k, v in body.items() if k != "access_token"} == \
-        {k: v for k, v in recorded.items() if k != "access_token"}
+    assert {k: v for k, v in body.items() if k != "access_token"} == {
+        k: v for k, v in recorded.items() if k != "access_token"
+    }
     token = body["access_token"]
     header, claims = _segment(token, 0), _segment(token, 1)
     jwks_kid = recorded_tenant_issuer.jwks().keys[0].kid

@@ -38,16 +38,28 @@ def test_demo_config_is_the_contract():
     apps = {a.id: a for a in config.applications}
     assert apps["m2m-stats-worker"].secret == "stats-worker-local-secret"
     assert apps["m2m-admin"].secret == "admin-local-secret"
-    held = {(app_id, indicator): config.scopes_held(app, indicator)
-            for app_id, app in apps.items() for indicator in ("https://shopping.api", "https://default.logto.app/api")}
+    held = {
+        (app_id, indicator): config.scopes_held(app, indicator)
+        for app_id, app in apps.items()
+        for indicator in ("https://shopping.api", "https://default.logto.app/api")
+    }
     assert held == {
         ("m2m-stats-worker", "https://shopping.api"): {"read:products", "read:orders"},
         ("m2m-stats-worker", "https://default.logto.app/api"): {"all"},
-        ("m2m-admin", "https://shopping.api"): {"read:products", "write:products", "read:orders", "write:orders"},
+        ("m2m-admin", "https://shopping.api"): {
+            "read:products",
+            "write:products",
+            "read:orders",
+            "write:orders",
+        },
         ("m2m-admin", "https://default.logto.app/api"): frozenset(),
     }
     assert {(u.id, u.name) for u in config.users} == {
-        ("user-alice", "Alice"), ("user-bob", "Bob"), ("user-carol", "Carol"), ("user-dave", "Dave")}
+        ("user-alice", "Alice"),
+        ("user-bob", "Bob"),
+        ("user-carol", "Carol"),
+        ("user-dave", "Dave"),
+    }
 
 
 def test_good_config_parses():
@@ -56,23 +68,51 @@ def test_good_config_parses():
 
 
 BAD = [
-    ("unknown role", GOOD.replace("roles: [reader]", "roles: [writer]"),
-     "t.yaml: applications[0] (app-1): unknown role 'writer'"),
-    ("missing secret", GOOD.replace("    secret: app-1-secret\n", ""),
-     "t.yaml: applications[0] (app-1).secret: is required"),
-    ("short secret", GOOD.replace("app-1-secret", "short"),
-     "t.yaml: applications[0] (app-1).secret: String should have at least 8 characters"),
-    ("unknown scope in role", GOOD.replace("{https://shopping.api: [read:orders]}", "{https://shopping.api: [write:orders]}"),
-     "t.yaml: roles[0] (reader): resource 'https://shopping.api' has no scope 'write:orders'"),
-    ("unknown resource in role", GOOD.replace("{https://shopping.api: [read:orders]}", "{https://other.api: [x]}"),
-     "t.yaml: roles[0] (reader): unknown resource 'https://other.api'"),
-    ("typo in a field", GOOD.replace("    secret:", "    secrt: x\n    secret:"),
-     "t.yaml: applications[0] (app-1).secrt: is not a known field"),
-    ("bad ttl", GOOD.replace("    scopes: [read:orders]", "    accessTokenTtl: -5\n    scopes: [read:orders]"),
-     "t.yaml: resources[0] (Shopping API).accessTokenTtl: Input should be greater than or equal to 1"),
-    ("bad role type", GOOD.replace("type: MachineToMachine", "type: User"),
-     "t.yaml: roles[0] (reader).type: Input should be 'MachineToMachine'"),
-    ("not a mapping", "- just\n- a list\n", "t.yaml: must be a mapping with resources, roles, applications, users"),
+    (
+        "unknown role",
+        GOOD.replace("roles: [reader]", "roles: [writer]"),
+        "t.yaml: applications[0] (app-1): unknown role 'writer'",
+    ),
+    (
+        "missing secret",
+        GOOD.replace("    secret: app-1-secret\n", ""),
+        "t.yaml: applications[0] (app-1).secret: is required",
+    ),
+    (
+        "short secret",
+        GOOD.replace("app-1-secret", "short"),
+        "t.yaml: applications[0] (app-1).secret: String should have at least 8 characters",
+    ),
+    (
+        "unknown scope in role",
+        GOOD.replace("{https://shopping.api: [read:orders]}", "{https://shopping.api: [write:orders]}"),
+        "t.yaml: roles[0] (reader): resource 'https://shopping.api' has no scope 'write:orders'",
+    ),
+    (
+        "unknown resource in role",
+        GOOD.replace("{https://shopping.api: [read:orders]}", "{https://other.api: [x]}"),
+        "t.yaml: roles[0] (reader): unknown resource 'https://other.api'",
+    ),
+    (
+        "typo in a field",
+        GOOD.replace("    secret:", "    secrt: x\n    secret:"),
+        "t.yaml: applications[0] (app-1).secrt: is not a known field",
+    ),
+    (
+        "bad ttl",
+        GOOD.replace("    scopes: [read:orders]", "    accessTokenTtl: -5\n    scopes: [read:orders]"),
+        "t.yaml: resources[0] (Shopping API).accessTokenTtl: Input should be greater than or equal to 1",
+    ),
+    (
+        "bad role type",
+        GOOD.replace("type: MachineToMachine", "type: User"),
+        "t.yaml: roles[0] (reader).type: Input should be 'MachineToMachine'",
+    ),
+    (
+        "not a mapping",
+        "- just\n- a list\n",
+        "t.yaml: must be a mapping with resources, roles, applications, users",
+    ),
 ]
 
 
@@ -94,22 +134,44 @@ def test_bad_yaml_names_the_line():
         parse_config("resources: [\n  - name: x\n", source="t.yaml")
 
 
-@pytest.mark.parametrize(("name", "text", "expected"), [
-    ("tenant.json", '{"resources": [}', "tenant.json: not valid JSON (line 1, column 16): Expecting value"),
-    ("tenant.yaml", GOOD.replace("roles: [reader]", "roles: [ghost]"),
-     "tenant.yaml: applications[0] (app-1): unknown role 'ghost'"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "tenant.json",
+            '{"resources": [}',
+            "tenant.json: not valid JSON (line 1, column 16): Expecting value",
+        ),
+        (
+            "tenant.yaml",
+            GOOD.replace("roles: [reader]", "roles: [ghost]"),
+            "tenant.yaml: applications[0] (app-1): unknown role 'ghost'",
+        ),
+    ],
+)
 def test_server_refuses_to_start_with_a_bad_config(tmp_path, name, text, expected):
     config = tmp_path / name
     config.write_text(text)
-    result = subprocess.run([script("local-issuer"), "--config", str(config), "--state-dir", str(tmp_path / "s")],
-                            env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [script("local-issuer"), "--config", str(config), "--state-dir", str(tmp_path / "s")],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"local-issuer: {tmp_path / expected}"]
     assert "Traceback" not in result.stderr
 
 
 def test_missing_config_file(tmp_path):
-    result = subprocess.run([script("local-issuer"), "--config", "nowhere.yaml"], env=clean_env(),
-                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [script("local-issuer"), "--config", "nowhere.yaml"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (result.returncode, result.stderr.strip()) == (2, "local-issuer: nowhere.yaml: file not found")

@@ -32,8 +32,11 @@ def test_restart_keeps_tokens_valid(issuer_factory, tmp_path):
     second = issuer_factory(port=first.port)
     assert second.verify(token).claims["aud"] == "https://shopping.api"
     # The Management API, which checks signatures with the reloaded key, accepts the old token too.
-    response = requests.get(f"{second.base_url}/api/users/user-alice",
-                            headers={"Authorization": f"Bearer {management_token}"}, timeout=10)
+    response = requests.get(
+        f"{second.base_url}/api/users/user-alice",
+        headers={"Authorization": f"Bearer {management_token}"},
+        timeout=10,
+    )
     assert response.status_code == 200
 
 
@@ -65,18 +68,33 @@ def test_second_rotation_drops_the_oldest_key(issuer_factory):
 def test_unusable_key_file_stops_the_start(tmp_path):
     key_file = tmp_path / "broken.json"
     key_file.write_text("{not json")
-    result = subprocess.run([script("local-issuer"), "--key-file", str(key_file), "--port", "1"],
-                            env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [script("local-issuer"), "--key-file", str(key_file), "--port", "1"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"local-issuer: {key_file}: not a usable private JWKS (JSONDecodeError); move it away to generate a new key"]
+        f"local-issuer: {key_file}: not a usable private JWKS (JSONDecodeError); move it away to generate a new key"
+    ]
 
 
 def test_unwritable_state_dir_stops_the_start(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = subprocess.run([script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", "1"],
-                            env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", "1"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().startswith(f"local-issuer: {blocker / 'state' / 'signing-keys.json'}: cannot be written (")
+    assert result.stderr.strip().startswith(
+        f"local-issuer: {blocker / 'state' / 'signing-keys.json'}: cannot be written ("
+    )
     assert "Traceback" not in result.stderr

@@ -22,11 +22,23 @@ def test_200_parallel_token_requests(issuer):
     def request_token(i: int) -> requests.Response:
         start.wait(timeout=30)
         if i % 2:  # half with client_secret_basic, half with client_secret_post; one connection each
-            return requests.post(issuer.token_url, auth=STATS_WORKER, timeout=30,
-                                 data={"grant_type": "client_credentials", "resource": SHOPPING, "scope": "read:orders"})
-        return requests.post(issuer.token_url, timeout=30, data={
-            "grant_type": "client_credentials", "resource": SHOPPING, "scope": "read:orders",
-            "client_id": STATS_WORKER[0], "client_secret": STATS_WORKER[1]})
+            return requests.post(
+                issuer.token_url,
+                auth=STATS_WORKER,
+                timeout=30,
+                data={"grant_type": "client_credentials", "resource": SHOPPING, "scope": "read:orders"},
+            )
+        return requests.post(
+            issuer.token_url,
+            timeout=30,
+            data={
+                "grant_type": "client_credentials",
+                "resource": SHOPPING,
+                "scope": "read:orders",
+                "client_id": STATS_WORKER[0],
+                "client_secret": STATS_WORKER[1],
+            },
+        )
 
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
@@ -49,22 +61,50 @@ def test_secrets_and_tokens_never_reach_the_log(issuer_factory):
     secrets = [STATS_WORKER[1], ADMIN[1], "wrong-secret-value-123"]
     token = running.token(STATS_WORKER, MANAGEMENT, "all")
     shopping_token = running.token(ADMIN, SHOPPING, "write:orders")
-    requests.post(running.token_url, auth=(STATS_WORKER[0], "wrong-secret-value-123"), timeout=10,
-                  data={"grant_type": "client_credentials", "resource": SHOPPING})
-    requests.post(running.token_url, timeout=10, data={
-        "grant_type": "client_credentials", "resource": SHOPPING,
-        "client_id": ADMIN[0], "client_secret": ADMIN[1]})
+    requests.post(
+        running.token_url,
+        auth=(STATS_WORKER[0], "wrong-secret-value-123"),
+        timeout=10,
+        data={"grant_type": "client_credentials", "resource": SHOPPING},
+    )
+    requests.post(
+        running.token_url,
+        timeout=10,
+        data={
+            "grant_type": "client_credentials",
+            "resource": SHOPPING,
+            "client_id": ADMIN[0],
+            "client_secret": ADMIN[1],
+        },
+    )
     # A secret sent where it does not belong (the query string) must not be echoed either.
-    requests.post(f"{running.token_url}?client_secret={ADMIN[1]}", auth=ADMIN, timeout=10,
-                  data={"grant_type": "client_credentials", "resource": SHOPPING})
-    requests.post(running.token_url, auth=STATS_WORKER, timeout=10,
-                  headers={"Content-Type": "application/json"},
-                  data=json.dumps({"grant_type": "client_credentials", "resource": SHOPPING}))
-    requests.get(f"{running.base_url}/api/users/user-alice", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    requests.get(f"{running.base_url}/api/users/user-alice",
-                 headers={"Authorization": f"Bearer {shopping_token}"}, timeout=10)  # rejected: logged as such
-    requests.patch(f"{running.base_url}/api/users/user-bob/custom-data", timeout=10,
-                   headers={"Authorization": f"Bearer {token}"}, json={"customData": {"shopping": {"n": 1}}})
+    requests.post(
+        f"{running.token_url}?client_secret={ADMIN[1]}",
+        auth=ADMIN,
+        timeout=10,
+        data={"grant_type": "client_credentials", "resource": SHOPPING},
+    )
+    requests.post(
+        running.token_url,
+        auth=STATS_WORKER,
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"grant_type": "client_credentials", "resource": SHOPPING}),
+    )
+    requests.get(
+        f"{running.base_url}/api/users/user-alice", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    requests.get(
+        f"{running.base_url}/api/users/user-alice",
+        headers={"Authorization": f"Bearer {shopping_token}"},
+        timeout=10,
+    )  # rejected: logged as such
+    requests.patch(
+        f"{running.base_url}/api/users/user-bob/custom-data",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+        json={"customData": {"shopping": {"n": 1}}},
+    )
     running.process.stop()
 
     log = running.log_text()
@@ -72,6 +112,13 @@ def test_secrets_and_tokens_never_reach_the_log(issuer_factory):
     assert "token rejected" in log
     basic = base64.b64encode(f"{STATS_WORKER[0]}:{STATS_WORKER[1]}".encode()).decode()
     private_d = json.loads((running.state_dir / "signing-keys.json").read_text())["keys"][0]["d"]
-    for forbidden in [*secrets, basic, private_d, token, shopping_token,
-                      token.split(".")[2], shopping_token.split(".")[1]]:
+    for forbidden in [
+        *secrets,
+        basic,
+        private_d,
+        token,
+        shopping_token,
+        token.split(".")[2],
+        shopping_token.split(".")[1],
+    ]:
         assert forbidden not in log

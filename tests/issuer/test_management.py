@@ -22,8 +22,9 @@ def _get(issuer, path, token=None, headers=None):
 
 
 def _patch(issuer, path, token, body):
-    return requests.patch(f"{issuer.base_url}/api{path}", headers={"Authorization": f"Bearer {token}"},
-                          json=body, timeout=10)
+    return requests.patch(
+        f"{issuer.base_url}/api{path}", headers={"Authorization": f"Bearer {token}"}, json=body, timeout=10
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,16 @@ def _own_key(issuer) -> ECKey:
 
 def _claims(issuer, **overrides):
     now = int(time.time())
-    claims = {"jti": "abcdefghijklmnopqrstu", "sub": STATS_WORKER[0], "iat": now, "exp": now + 600,
-              "scope": "all", "client_id": STATS_WORKER[0], "iss": issuer.issuer, "aud": MANAGEMENT}
+    claims = {
+        "jti": "abcdefghijklmnopqrstu",
+        "sub": STATS_WORKER[0],
+        "iat": now,
+        "exp": now + 600,
+        "scope": "all",
+        "client_id": STATS_WORKER[0],
+        "iss": issuer.issuer,
+        "aud": MANAGEMENT,
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -68,23 +77,28 @@ def test_token_without_all_scope_matches_logto(issuer):
 def test_token_for_another_resource_is_unauthorized(issuer):
     response = _get(issuer, "/users/user-alice", issuer.token(STATS_WORKER))
     assert response.status_code == 401
-    assert response.json()["code"] == load_capture("mapi-err-shopping-aud.json")["code"] == "auth.unauthorized"
+    assert (
+        response.json()["code"] == load_capture("mapi-err-shopping-aud.json")["code"] == "auth.unauthorized"
+    )
     assert response.json()["message"] == load_capture("mapi-err-shopping-aud.json")["message"]
 
 
 BAD_TOKENS = {
     "garbage": lambda issuer, key: "garbage",
-    "expired": lambda issuer, key: _sign(key, _claims(issuer, iat=int(time.time()) - 7200,
-                                                      exp=int(time.time()) - 3600)),
+    "expired": lambda issuer, key: _sign(
+        key, _claims(issuer, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+    ),
     "issued in the future": lambda issuer, key: _sign(key, _claims(issuer, iat=int(time.time()) + 3600)),
     "other issuer": lambda issuer, key: _sign(key, _claims(issuer, iss="https://evil.example/oidc")),
     "no exp": lambda issuer, key: _sign(key, _claims(issuer, exp=None)),
     "typ JWT": lambda issuer, key: _sign(key, _claims(issuer), typ="JWT"),
     "foreign key, same kid": lambda issuer, key: _sign(
         ECKey.import_key(ECKey.generate_key("P-384").as_dict(private=True), parameters={"kid": key.kid}),
-        _claims(issuer)),
-    "alg none": lambda issuer, key: "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0."
-                                    + _sign(key, _claims(issuer)).split(".")[1] + ".",
+        _claims(issuer),
+    ),
+    "alg none": lambda issuer, key: (
+        "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + _sign(key, _claims(issuer)).split(".")[1] + "."
+    ),
 }
 
 
@@ -93,8 +107,10 @@ def test_bad_tokens_are_unauthorized(issuer, case):
     token = BAD_TOKENS[case](issuer, _own_key(issuer))
     response = _get(issuer, "/users/user-alice", token)
     assert response.status_code == 401
-    assert response.json() == {"code": "auth.unauthorized",
-                               "message": "Unauthorized. Please check credentials and its scope."}
+    assert response.json() == {
+        "code": "auth.unauthorized",
+        "message": "Unauthorized. Please check credentials and its scope.",
+    }
 
 
 def test_forged_token_with_own_key_is_accepted(issuer):
@@ -105,16 +121,20 @@ def test_forged_token_with_own_key_is_accepted(issuer):
 def test_other_scheme_is_not_supported(issuer, mgmt_token):
     response = _get(issuer, "/users/user-alice", headers={"Authorization": f"Basic {mgmt_token}"})
     assert response.status_code == 401
-    assert response.json() == {"code": "auth.authorization_token_type_not_supported",
-                               "message": "Authorization type is not supported."}
+    assert response.json() == {
+        "code": "auth.authorization_token_type_not_supported",
+        "message": "Authorization type is not supported.",
+    }
 
 
 @pytest.mark.parametrize("path", ["/users/user-nobody", "/users/user-nobody/custom-data"])
 def test_unknown_user_is_404(issuer, mgmt_token, path):
     response = _get(issuer, path, mgmt_token)
     assert response.status_code == 404
-    assert response.json() == {"code": "entity.not_exists_with_id",
-                               "message": "The users with ID `user-nobody` does not exist."}
+    assert response.json() == {
+        "code": "entity.not_exists_with_id",
+        "message": "The users with ID `user-nobody` does not exist.",
+    }
     patch = _patch(issuer, "/users/user-nobody/custom-data", mgmt_token, {"customData": {"a": 1}})
     assert patch.status_code == 404
 
@@ -128,11 +148,19 @@ def test_get_user(issuer, mgmt_token):
 
 
 def test_patch_merges_top_level_keys(issuer, mgmt_token):
-    first = _patch(issuer, "/users/user-carol/custom-data", mgmt_token,
-                   {"customData": {"shopping": {"2026-11-20": {"orders": 2}}, "theme": "dark"}})
+    first = _patch(
+        issuer,
+        "/users/user-carol/custom-data",
+        mgmt_token,
+        {"customData": {"shopping": {"2026-11-20": {"orders": 2}}, "theme": "dark"}},
+    )
     assert first.status_code == 200
-    second = _patch(issuer, "/users/user-carol/custom-data", mgmt_token,
-                    {"customData": {"shopping": {"2026-11-21": {"orders": 1}}}})
+    second = _patch(
+        issuer,
+        "/users/user-carol/custom-data",
+        mgmt_token,
+        {"customData": {"shopping": {"2026-11-21": {"orders": 1}}}},
+    )
     # Top-level merge: "theme" stays, the nested "shopping" object is replaced, not deep-merged.
     expected = {"shopping": {"2026-11-21": {"orders": 1}}, "theme": "dark"}
     assert second.json() == expected
@@ -140,16 +168,30 @@ def test_patch_merges_top_level_keys(issuer, mgmt_token):
     assert _get(issuer, "/users/user-carol", mgmt_token).json()["customData"] == expected
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"[]", b'{"customData": []}', b'{"customData": "x"}', b'{"other": {}}',
-    b'{"customData": {}, "extra": 1}', b"\xff\xfe",
-    b'{"customData": {"a": NaN}}', b'{"customData": {"a": 1e999}}', b'{"customData": {"a": -Infinity}}',
-    b'{"customData": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}",
-    b'{"customData": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"customData": []}',
+        b'{"customData": "x"}',
+        b'{"other": {}}',
+        b'{"customData": {}, "extra": 1}',
+        b"\xff\xfe",
+        b'{"customData": {"a": NaN}}',
+        b'{"customData": {"a": 1e999}}',
+        b'{"customData": {"a": -Infinity}}',
+        b'{"customData": {"a": ' + b"[" * 200 + b"]" * 200 + b"}}",
+        b'{"customData": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+    ],
+)
 def test_bad_patch_bodies_are_400(issuer, mgmt_token, body):
-    response = requests.patch(f"{issuer.base_url}/api/users/user-dave/custom-data", data=body, timeout=10,
-                              headers={"Authorization": f"Bearer {mgmt_token}", "Content-Type": "application/json"})
+    response = requests.patch(
+        f"{issuer.base_url}/api/users/user-dave/custom-data",
+        data=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {mgmt_token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "guard.invalid_input"
     # Nothing was stored: the user is still served as before.

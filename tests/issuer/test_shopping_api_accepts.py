@@ -11,13 +11,15 @@ shopping_api = pytest.importorskip("shopping_api")
 
 @pytest.fixture
 def api_client(issuer, tmp_path):
-    app = shopping_api.create_app({
-        "LOGTO_ISSUER": issuer.issuer,
-        "LOGTO_JWKS_URI": f"{issuer.base_url}/oidc/jwks",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite'}",
-        "ENV_FILE": None,
-        "TESTING": True,
-    })
+    app = shopping_api.create_app(
+        {
+            "LOGTO_ISSUER": issuer.issuer,
+            "LOGTO_JWKS_URI": f"{issuer.base_url}/oidc/jwks",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite'}",
+            "ENV_FILE": None,
+            "TESTING": True,
+        }
+    )
     result = app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     return app.test_client()
@@ -36,8 +38,11 @@ def test_token_from_the_issuer_is_accepted(issuer, api_client):
 
 def test_created_by_is_the_calling_app(issuer, api_client):
     token = issuer.token(ADMIN, SHOPPING, "write:products read:products")
-    response = api_client.post("/products", headers=_bearer(token), json={
-        "sku": "SKU-1", "name": "Mug", "description": "A mug", "price": 1299, "currency": "USD"})
+    response = api_client.post(
+        "/products",
+        headers=_bearer(token),
+        json={"sku": "SKU-1", "name": "Mug", "description": "A mug", "price": 1299, "currency": "USD"},
+    )
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["created_by"] == ADMIN[0]
 
@@ -52,7 +57,10 @@ def test_token_for_another_resource_is_rejected(issuer, api_client):
 def test_scope_not_granted_is_forbidden(issuer, api_client):
     # The stats worker asks for write:products; the issuer drops it, the API then answers 403.
     token = issuer.token(STATS_WORKER, SHOPPING, "read:products write:products")
-    response = api_client.post("/products", headers=_bearer(token), json={
-        "sku": "SKU-2", "name": "Cup", "description": "", "price": 500, "currency": "USD"})
+    response = api_client.post(
+        "/products",
+        headers=_bearer(token),
+        json={"sku": "SKU-2", "name": "Cup", "description": "", "price": 500, "currency": "USD"},
+    )
     assert response.status_code == 403
     assert response.get_json()["error"] == "insufficient_scope"

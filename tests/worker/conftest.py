@@ -34,16 +34,23 @@ def quick_session(**overrides):
 
 @pytest.fixture
 def token_client(logto):
-    return TokenClient(logto.url + "/oidc/token", APP_ID, SECRET,
-                       session=quick_session(allowed_methods=("POST",)))
+    return TokenClient(
+        logto.url + "/oidc/token", APP_ID, SECRET, session=quick_session(allowed_methods=("POST",))
+    )
 
 
 @pytest.fixture
 def worker_env(monkeypatch, tmp_path, logto):
     """Settings for an in-process worker pointed at the fake Logto; returns a setter for more."""
-    values = {"LOGTO_ENDPOINT": logto.url, "LOGTO_APP_ID": APP_ID, "LOGTO_APP_SECRET": SECRET,
-              "REPORTS_DIR": str(tmp_path / "reports"), "STATS_HTTP_BACKOFF_SECONDS": "0",
-              "STATS_HTTP_RETRIES": "2", "STATS_HTTP_TIMEOUT_SECONDS": "2"}
+    values = {
+        "LOGTO_ENDPOINT": logto.url,
+        "LOGTO_APP_ID": APP_ID,
+        "LOGTO_APP_SECRET": SECRET,
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "STATS_HTTP_BACKOFF_SECONDS": "0",
+        "STATS_HTTP_RETRIES": "2",
+        "STATS_HTTP_TIMEOUT_SECONDS": "2",
+    }
 
     def set_env(**more: str) -> dict[str, str]:
         values.update(more)

@@ -32,12 +32,26 @@ def expected_report(orders: list[dict[str, Any]], day: dt.date, tz: ZoneInfo) ->
     by_revenue: dict[str, list] = defaultdict(list)
     for (cur, pid), rev in sorted(product_revenue.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
         if len(by_revenue[cur]) < 10:
-            units = sum(i["quantity"] for o in orders if o["currency"] == cur
-                        for i in o["items"] if i["product_id"] == pid)
-            by_revenue[cur].append({"product_id": pid, "sku": names[pid][0], "name": names[pid][1],
-                                    "units": units, "revenue": rev})
-    by_units = [{"product_id": pid, "sku": names[pid][0], "name": names[pid][1], "units": u}
-                for pid, u in sorted(product_units.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
+            units = sum(
+                i["quantity"]
+                for o in orders
+                if o["currency"] == cur
+                for i in o["items"]
+                if i["product_id"] == pid
+            )
+            by_revenue[cur].append(
+                {
+                    "product_id": pid,
+                    "sku": names[pid][0],
+                    "name": names[pid][1],
+                    "units": units,
+                    "revenue": rev,
+                }
+            )
+    by_units = [
+        {"product_id": pid, "sku": names[pid][0], "name": names[pid][1], "units": u}
+        for pid, u in sorted(product_units.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    ]
     # every local hour of the day, found by walking UTC minutes (slow, obviously right)
     hours: dict[str, int] = {}
     t = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
@@ -57,9 +71,15 @@ def expected_report(orders: list[dict[str, Any]], day: dt.date, tz: ZoneInfo) ->
         "orders": len(orders),
         "units": sum(units_by_cur.values()),
         "customers": len({o["customer_id"] for o in orders}),
-        "currencies": {cur: {"orders": counts[cur], "revenue": revenue[cur], "units": units_by_cur[cur],
-                             "average_order_value": _round_half_even(Fraction(revenue[cur], counts[cur]))}
-                       for cur in sorted(counts)},
+        "currencies": {
+            cur: {
+                "orders": counts[cur],
+                "revenue": revenue[cur],
+                "units": units_by_cur[cur],
+                "average_order_value": _round_half_even(Fraction(revenue[cur], counts[cur])),
+            }
+            for cur in sorted(counts)
+        },
         "top_products_by_revenue": dict(by_revenue),
         "top_products_by_units": by_units,
         "orders_per_hour": [{"hour": h, "orders": n} for h, n in hours.items()],

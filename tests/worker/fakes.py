@@ -63,9 +63,13 @@ class _Handler(BaseHTTPRequestHandler):
         server: FakeServer = self.server.owner  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         parts = urlsplit(self.path)
-        record = Recorded(self.command, parts.path,
-                          {k: v[0] for k, v in parse_qs(parts.query).items()},
-                          {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+        record = Recorded(
+            self.command,
+            parts.path,
+            {k: v[0] for k, v in parse_qs(parts.query).items()},
+            {k.lower(): v for k, v in self.headers.items()},
+            self.rfile.read(length),
+        )
         with server.lock:
             server.requests.append(record)
         reply = server.handler(record)
@@ -80,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             if reply.reset_after is not None:
-                self.wfile.write(payload[:reply.reset_after])
+                self.wfile.write(payload[: reply.reset_after])
                 self.wfile.flush()
                 # SO_LINGER 0: close() sends RST, the client sees the body break off.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -125,14 +129,24 @@ class TokenEndpoint:
     service resumes. ``rotate()`` makes every token issued so far invalid (a signing-key rotation).
     """
 
-    def __init__(self, app_id: str = "m2m-test", secret: str = "s3cret", *,
-                 grants: dict[str, set[str]] | None = None, expires_in: int = 3600) -> None:
+    def __init__(
+        self,
+        app_id: str = "m2m-test",
+        secret: str = "s3cret",
+        *,
+        grants: dict[str, set[str]] | None = None,
+        expires_in: int = 3600,
+    ) -> None:
         self.app_id = app_id
         self.secret = secret
-        self.grants = grants if grants is not None else {
-            "https://shopping.api": {"read:orders", "read:products"},
-            "https://default.logto.app/api": {"all"},
-        }
+        self.grants = (
+            grants
+            if grants is not None
+            else {
+                "https://shopping.api": {"read:orders", "read:products"},
+                "https://default.logto.app/api": {"all"},
+            }
+        )
         self.expires_in = expires_in
         self.faults: deque[Reply] = deque()
         self.issued: dict[str, tuple[str, set[str]]] = {}  # token -> (resource, scopes)
@@ -163,7 +177,9 @@ class TokenEndpoint:
             return _oidc_error(400, "unsupported_grant_type", "unsupported grant_type requested")
         resource = form.get("resource")
         if not resource:
-            return _oidc_error(400, "invalid_target", "both `resource` and `organization_id` are not provided")
+            return _oidc_error(
+                400, "invalid_target", "both `resource` and `organization_id` are not provided"
+            )
         if resource not in self.grants:
             return _oidc_error(400, "invalid_target", "resource indicator is missing, or unknown")
         granted = [s for s in form.get("scope", "").split() if s in self.grants[resource]]
@@ -176,26 +192,57 @@ class TokenEndpoint:
 
 
 def _oidc_error(status: int, error: str, description: str) -> Reply:
-    return Reply(status, {"code": f"oidc.{error}", "message": "An OIDC error occurred.",
-                          "error": error, "error_description": description})
+    return Reply(
+        status,
+        {
+            "code": f"oidc.{error}",
+            "message": "An OIDC error occurred.",
+            "error": error,
+            "error_description": description,
+        },
+    )
 
 
-def make_orders(day: dt.date, tz: dt.tzinfo, count: int, *, customers: int = 7,
-                currencies: tuple[str, ...] = ("EUR", "USD", "JPY")) -> list[dict[str, Any]]:
+def make_orders(
+    day: dt.date,
+    tz: dt.tzinfo,
+    count: int,
+    *,
+    customers: int = 7,
+    currencies: tuple[str, ...] = ("EUR", "USD", "JPY"),
+) -> list[dict[str, Any]]:
     """``count`` orders spread over ``day`` in ``tz``, sorted like the API sorts them."""
     start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
-    seconds = int((dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
-                   .astimezone(dt.UTC) - start).total_seconds())
+    seconds = int(
+        (
+            dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC) - start
+        ).total_seconds()
+    )
     orders = []
     for n in range(count):
         currency = currencies[n % len(currencies)]
-        items = [{"product_id": 1 + (n * 7 + k) % 13, "sku": f"SKU-{1 + (n * 7 + k) % 13}",
-                  "name": f"Product {1 + (n * 7 + k) % 13}", "quantity": 1 + (n + k) % 4,
-                  "unit_price": 199 + 100 * ((n * 7 + k) % 13)} for k in range(1 + n % 3)]
+        items = [
+            {
+                "product_id": 1 + (n * 7 + k) % 13,
+                "sku": f"SKU-{1 + (n * 7 + k) % 13}",
+                "name": f"Product {1 + (n * 7 + k) % 13}",
+                "quantity": 1 + (n + k) % 4,
+                "unit_price": 199 + 100 * ((n * 7 + k) % 13),
+            }
+            for k in range(1 + n % 3)
+        ]
         created = start + dt.timedelta(seconds=(n * 7919) % seconds, microseconds=n % 1000)
-        orders.append({"id": n + 1, "customer_id": f"user-{n % customers}", "currency": currency,
-                       "total": sum(i["quantity"] * i["unit_price"] for i in items),
-                       "created_at": created.isoformat(), "created_by": "m2m-admin", "items": items})
+        orders.append(
+            {
+                "id": n + 1,
+                "customer_id": f"user-{n % customers}",
+                "currency": currency,
+                "total": sum(i["quantity"] * i["unit_price"] for i in items),
+                "created_at": created.isoformat(),
+                "created_by": "m2m-admin",
+                "items": items,
+            }
+        )
     orders.sort(key=lambda o: (o["created_at"], o["id"]))
     return orders
 
@@ -206,8 +253,9 @@ class OrdersApi:
     ``faults`` maps a request number (1-based, counting every /orders request) to a Reply.
     """
 
-    def __init__(self, tokens: TokenEndpoint, orders: list[dict[str, Any]], *,
-                 resource: str = "https://shopping.api") -> None:
+    def __init__(
+        self, tokens: TokenEndpoint, orders: list[dict[str, Any]], *, resource: str = "https://shopping.api"
+    ) -> None:
         self.tokens = tokens
         self.orders = orders
         self.resource = resource
@@ -222,14 +270,24 @@ class OrdersApi:
             return self.faults[self.served]
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not self.tokens.valid(auth[7:], self.resource):
-            return Reply(401, {"error": "invalid_token", "error_description": "token rejected"},
-                         {"WWW-Authenticate": 'Bearer realm="shopping-api", error="invalid_token"'})
+            return Reply(
+                401,
+                {"error": "invalid_token", "error_description": "token rejected"},
+                {"WWW-Authenticate": 'Bearer realm="shopping-api", error="invalid_token"'},
+            )
         limit = int(request.query.get("limit", 100))
         start = int(request.query.get("cursor", 0))
-        page = self.orders[start:start + limit]
+        page = self.orders[start : start + limit]
         more = start + limit < len(self.orders)
-        return Reply(200, {"date": request.query["date"], "tz": request.query.get("tz", "UTC"),
-                           "orders": page, "next_cursor": str(start + limit) if more else None})
+        return Reply(
+            200,
+            {
+                "date": request.query["date"],
+                "tz": request.query.get("tz", "UTC"),
+                "orders": page,
+                "next_cursor": str(start + limit) if more else None,
+            },
+        )
 
 
 class Forward:
@@ -242,8 +300,19 @@ class Forward:
     def __call__(self, request: Recorded) -> Reply:
         import requests
 
-        headers = {k: v for k, v in request.headers.items() if k in ("authorization", "content-type", "accept")}
-        answer = requests.request(request.method, self.target + request.path, params=request.query,
-                                  data=request.body, headers=headers, timeout=10)
-        return Reply(answer.status_code, answer.content,
-                     {k: v for k, v in answer.headers.items() if k.lower() in ("cache-control", "www-authenticate")})
+        headers = {
+            k: v for k, v in request.headers.items() if k in ("authorization", "content-type", "accept")
+        }
+        answer = requests.request(
+            request.method,
+            self.target + request.path,
+            params=request.query,
+            data=request.body,
+            headers=headers,
+            timeout=10,
+        )
+        return Reply(
+            answer.status_code,
+            answer.content,
+            {k: v for k, v in answer.headers.items() if k.lower() in ("cache-control", "www-authenticate")},
+        )

@@ -36,8 +36,13 @@ def shop(api):
 
 @pytest.fixture
 def client(shop, token_client):
-    return ShoppingApiClient(shop.url, quick_session(), BearerAuth(token_client, "https://shopping.api", SCOPES),
-                             page_size=1000, backoff=0.01)
+    return ShoppingApiClient(
+        shop.url,
+        quick_session(),
+        BearerAuth(token_client, "https://shopping.api", SCOPES),
+        page_size=1000,
+        backoff=0.01,
+    )
 
 
 def fetch_all(client):
@@ -91,8 +96,12 @@ def test_500_that_persists_is_a_clear_error(client, api):
 
 
 def test_slow_api_times_out_and_is_retried(shop, api, token_client, orders):
-    client = ShoppingApiClient(shop.url, quick_session(timeout=(1.0, 0.3)),
-                               BearerAuth(token_client, "https://shopping.api", SCOPES), page_size=1000)
+    client = ShoppingApiClient(
+        shop.url,
+        quick_session(timeout=(1.0, 0.3)),
+        BearerAuth(token_client, "https://shopping.api", SCOPES),
+        page_size=1000,
+    )
     api.faults[1] = Reply(200, {"orders": [], "next_cursor": None}, delay=0.6)
     assert fetch_all(client) == orders
 
@@ -107,16 +116,28 @@ def test_401_after_key_rotation_costs_one_new_token(client, token_endpoint, api,
     assert [r.form["resource"] for r in logto.requests] == ["https://shopping.api"] * 2
 
 
-@pytest.mark.parametrize(("reply", "message"), [
-    (Reply(403, {"error": "insufficient_scope", "error_description": "needs read:orders"},
-           {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="read:orders"'}),
-     'HTTP 403: insufficient_scope.*scope="read:orders".*STATS_SCOPES'),
-    (Reply(400, {"error": "invalid_request", "error_description": "bad date", "fields": {"date": "x"}}),
-     r"HTTP 400: invalid_request \(bad date\)"),
-    (Reply(200, b"<html>"), "not JSON"),
-    (Reply(200, {"products": []}), "without an orders list"),
-    (Reply(200, [1, 2]), "not an object"),
-])
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            Reply(
+                403,
+                {"error": "insufficient_scope", "error_description": "needs read:orders"},
+                {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="read:orders"'},
+            ),
+            'HTTP 403: insufficient_scope.*scope="read:orders".*STATS_SCOPES',
+        ),
+        (
+            Reply(
+                400, {"error": "invalid_request", "error_description": "bad date", "fields": {"date": "x"}}
+            ),
+            r"HTTP 400: invalid_request \(bad date\)",
+        ),
+        (Reply(200, b"<html>"), "not JSON"),
+        (Reply(200, {"products": []}), "without an orders list"),
+        (Reply(200, [1, 2]), "not an object"),
+    ],
+)
 def test_unusable_answers_are_clear_errors(client, api, reply, message):
     api.faults[1] = reply
     with pytest.raises(ApiError, match=message):
@@ -131,7 +152,10 @@ def test_a_cursor_that_repeats_stops_the_loop(client, api):
 
 
 def test_api_down_is_a_clear_error(token_client):
-    client = ShoppingApiClient("http://127.0.0.1:9", quick_session(retries=1),
-                               BearerAuth(token_client, "https://shopping.api", SCOPES))
+    client = ShoppingApiClient(
+        "http://127.0.0.1:9",
+        quick_session(retries=1),
+        BearerAuth(token_client, "https://shopping.api", SCOPES),
+    )
     with pytest.raises(ApiError, match="cannot reach the shopping API.*SHOPPING_API_URL"):
         fetch_all(client)

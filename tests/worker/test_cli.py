@@ -88,14 +88,23 @@ def test_backfill_reports_each_day(env, shop):
     env(REPORTS_DIR="reports")
     assert main(["backfill", "--from", "2026-11-18", "--to", "2026-11-20"]) == 0
     assert sorted(p.name for p in Path("reports").iterdir()) == [
-        "2026-11-18.json", "2026-11-19.json", "2026-11-20.json"]
+        "2026-11-18.json",
+        "2026-11-19.json",
+        "2026-11-20.json",
+    ]
     assert {r.query["date"] for r in shop.requests} == {"2026-11-18", "2026-11-19", "2026-11-20"}
 
 
-@pytest.mark.parametrize("argv", [
-    ["once", "--date", "2026-13-01"], ["once", "--date", "20261120"], ["backfill", "--from", "2026-11-20"],
-    ["nonsense"], [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["once", "--date", "2026-13-01"],
+        ["once", "--date", "20261120"],
+        ["backfill", "--from", "2026-11-20"],
+        ["nonsense"],
+        [],
+    ],
+)
 def test_bad_command_lines_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
@@ -108,24 +117,31 @@ def test_backfill_backwards_exits_2(env, capsys):
     assert "--from must not be after --to" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("LOGTO_APP_SECRET", "", "LOGTO_APP_SECRET: is required but empty"),
-    ("LOGTO_APP_ID", "", "LOGTO_APP_ID:"),
-    ("STATS_CRON", "5 0 * *", "STATS_CRON: must be a 5-field crontab expression"),
-    ("STATS_CRON", "61 0 * * *", "STATS_CRON: must be a 5-field crontab expression"),
-    ("STATS_CRON", "0 1 1 * 1", "STATS_CRON: must be a 5-field crontab expression (restrict the day"),
-    ("STATS_CRON", "0 0 30 2 *", "STATS_CRON: never fires"),
-    ("STATS_CRON", "0 1 * * 8", "STATS_CRON: must be a 5-field crontab expression (day of week '8'"),
-    ("STATS_TIMEZONE", "Europe/Atlantis", "STATS_TIMEZONE: must be an IANA time zone name"),
-    ("STATS_TIMEZONE", "../../etc/passwd", "STATS_TIMEZONE: must be an IANA time zone name"),
-    ("LOGTO_ENDPOINT", "127.0.0.1:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
-    ("SHOPPING_API_URL", "http://", "SHOPPING_API_URL: must be an http:// or https:// URL"),
-    ("SHOPPING_API_RESOURCE", "shopping api", "SHOPPING_API_RESOURCE: must be the API identifier"),
-    ("LOGTO_MANAGEMENT_API_RESOURCE", "https://default.logto.app/api#x", "LOGTO_MANAGEMENT_API_RESOURCE:"),
-    ("STATS_SCOPES", "read:products", "STATS_SCOPES: must include read:orders"),
-    ("STATS_SCOPES", 'read:orders "quoted"', "STATS_SCOPES: must be space-separated scope names"),
-    ("STATS_PAGE_SIZE", "5000", "STATS_PAGE_SIZE:"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LOGTO_APP_SECRET", "", "LOGTO_APP_SECRET: is required but empty"),
+        ("LOGTO_APP_ID", "", "LOGTO_APP_ID:"),
+        ("STATS_CRON", "5 0 * *", "STATS_CRON: must be a 5-field crontab expression"),
+        ("STATS_CRON", "61 0 * * *", "STATS_CRON: must be a 5-field crontab expression"),
+        ("STATS_CRON", "0 1 1 * 1", "STATS_CRON: must be a 5-field crontab expression (restrict the day"),
+        ("STATS_CRON", "0 0 30 2 *", "STATS_CRON: never fires"),
+        ("STATS_CRON", "0 1 * * 8", "STATS_CRON: must be a 5-field crontab expression (day of week '8'"),
+        ("STATS_TIMEZONE", "Europe/Atlantis", "STATS_TIMEZONE: must be an IANA time zone name"),
+        ("STATS_TIMEZONE", "../../etc/passwd", "STATS_TIMEZONE: must be an IANA time zone name"),
+        ("LOGTO_ENDPOINT", "127.0.0.1:3001", "LOGTO_ENDPOINT: must be an http:// or https:// URL"),
+        ("SHOPPING_API_URL", "http://", "SHOPPING_API_URL: must be an http:// or https:// URL"),
+        ("SHOPPING_API_RESOURCE", "shopping api", "SHOPPING_API_RESOURCE: must be the API identifier"),
+        (
+            "LOGTO_MANAGEMENT_API_RESOURCE",
+            "https://default.logto.app/api#x",
+            "LOGTO_MANAGEMENT_API_RESOURCE:",
+        ),
+        ("STATS_SCOPES", "read:products", "STATS_SCOPES: must include read:orders"),
+        ("STATS_SCOPES", 'read:orders "quoted"', "STATS_SCOPES: must be space-separated scope names"),
+        ("STATS_PAGE_SIZE", "5000", "STATS_PAGE_SIZE:"),
+    ],
+)
 def test_bad_settings_stop_with_one_line_naming_the_setting(env, capsys, name, value, message):
     env(**{name: value})
     assert main(["once"]) == 2
@@ -137,17 +153,28 @@ def test_bad_settings_stop_with_one_line_naming_the_setting(env, capsys, name, v
 
 def test_missing_credentials_are_named(monkeypatch, capsys):
     assert main(["once"]) == 2
-    assert capsys.readouterr().err == ("stats-worker: configuration error: LOGTO_APP_ID: is required but "
-                                       "not set; LOGTO_APP_SECRET: is required but not set\n")
+    assert capsys.readouterr().err == (
+        "stats-worker: configuration error: LOGTO_APP_ID: is required but "
+        "not set; LOGTO_APP_SECRET: is required but not set\n"
+    )
 
 
 def test_settings_defaults_and_derived_values():
-    settings = load_settings(WorkerSettings, env_file=None, logto_app_id="a", logto_app_secret="hush-123",
-                             logto_endpoint="https://tenant.logto.app/", stats_scopes="read:orders read:orders x")
+    settings = load_settings(
+        WorkerSettings,
+        env_file=None,
+        logto_app_id="a",
+        logto_app_secret="hush-123",
+        logto_endpoint="https://tenant.logto.app/",
+        stats_scopes="read:orders read:orders x",
+    )
     assert settings.token_endpoint == "https://tenant.logto.app/oidc/token"
     assert settings.stats_scopes == ("read:orders", "x")
     assert (settings.stats_cron, settings.stats_timezone, settings.shopping_api_resource) == (
-        "5 0 * * *", "UTC", "https://shopping.api")
+        "5 0 * * *",
+        "UTC",
+        "https://shopping.api",
+    )
     assert settings.logto_management_api_resource is None
     assert "hush-123" not in repr(settings) + str(settings.model_dump())
     with pytest.raises(SettingsError, match="LOGTO_APP_SECRET"):
@@ -181,8 +208,10 @@ def test_token_refusal_is_one_clear_error(env, caplog):
 
 
 def test_custom_data_sync_counts_synced_skipped_and_is_idempotent(env, token_endpoint, orders, logto):
-    users = {"user-1": {"nickname": "kept"}, "user-2": {"shopping": {"days": {"2026-11-19": {"orders": 1}},
-                                                                      "note": "kept"}}}
+    users = {
+        "user-1": {"nickname": "kept"},
+        "user-2": {"shopping": {"days": {"2026-11-19": {"orders": 1}}, "note": "kept"}},
+    }
     with FakeServer(ManagementApi(token_endpoint, users)) as mgmt:
         env(REPORTS_DIR="reports", LOGTO_MANAGEMENT_API_RESOURCE=MGMT, LOGTO_ENDPOINT=logto.url)
         # the fake Management API lives on its own server: point the worker's sync at it
@@ -197,8 +226,10 @@ def test_custom_data_sync_counts_synced_skipped_and_is_idempotent(env, token_end
     assert users == snapshot  # the re-run rewrote the same entries
     figures = expected_customers(orders)
     assert users["user-1"] == {"nickname": "kept", "shopping": {"days": {str(DAY): figures["user-1"]}}}
-    assert users["user-2"]["shopping"] == {"note": "kept", "days": {"2026-11-19": {"orders": 1},
-                                                                     str(DAY): figures["user-2"]}}
+    assert users["user-2"]["shopping"] == {
+        "note": "kept",
+        "days": {"2026-11-19": {"orders": 1}, str(DAY): figures["user-2"]},
+    }
     assert [r.form["resource"] for r in logto.requests] == ["https://shopping.api", MGMT]
     assert logto.requests[1].form["scope"] == "all"
 
@@ -249,8 +280,10 @@ def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endp
 
 def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoint, caplog):
     orders = make_orders(DAY, ZoneInfo("UTC"), 60, customers=15)
-    with FakeServer(OrdersApi(token_endpoint, orders)) as shop, \
-            FakeServer(ManagementApi(token_endpoint, {})) as mgmt:
+    with (
+        FakeServer(OrdersApi(token_endpoint, orders)) as shop,
+        FakeServer(ManagementApi(token_endpoint, {})) as mgmt,
+    ):
         worker_env(SHOPPING_API_URL=shop.url, REPORTS_DIR="reports")
         job = ReportJob(load_settings(WorkerSettings, logto_management_api_resource=MGMT))
         job.custom_data.endpoint = mgmt.url
@@ -263,8 +296,9 @@ def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoi
 
 
 def test_scheduler_job_settings_and_catch_up(env):
-    settings = load_settings(WorkerSettings, reports_dir=Path("reports"), stats_cron="15 2 * * 1-5",
-                             stats_timezone="Europe/Berlin")
+    settings = load_settings(
+        WorkerSettings, reports_dir=Path("reports"), stats_cron="15 2 * * 1-5", stats_timezone="Europe/Berlin"
+    )
     scheduler = DailyScheduler(ReportJob(settings))
     trigger = scheduler.schedule()
     job = scheduler.scheduler.get_job(JOB_ID)
@@ -283,8 +317,9 @@ def test_scheduler_job_settings_and_catch_up(env):
     assert [j.id for j in again.scheduler.get_jobs()] == [JOB_ID]  # nothing to catch up
 
     # A report whose custom-data sync left failures is run again at start.
-    Path("reports", f"{missed}.json").write_text(json.dumps(
-        {"custom_data_sync": {"synced": 5, "skipped": 0, "failed": 2}}))
+    Path("reports", f"{missed}.json").write_text(
+        json.dumps({"custom_data_sync": {"synced": 5, "skipped": 0, "failed": 2}})
+    )
     retry = DailyScheduler(ReportJob(settings))
     retry.schedule()
     assert [j.id for j in retry.scheduler.get_jobs()] == [JOB_ID, f"catch-up-{missed}"]
@@ -311,10 +346,19 @@ def test_yesterday_is_counted_in_the_configured_zone():
 
 def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, tmp_path):
     with FakeServer(lambda request: Reply(503, {"error": "unavailable"})) as broken:
-        values = worker_env(SHOPPING_API_URL=broken.url, STATS_CRON="*/30 * * * *",
-                            STATS_TIMEZONE="Asia/Tokyo", STATS_HTTP_RETRIES="0")
-        process = ServerProcess([script("stats-worker"), "run"], env=clean_env(**values), ready_url=None,
-                                cwd=tmp_path, log_path=tmp_path / "run.log").start()
+        values = worker_env(
+            SHOPPING_API_URL=broken.url,
+            STATS_CRON="*/30 * * * *",
+            STATS_TIMEZONE="Asia/Tokyo",
+            STATS_HTTP_RETRIES="0",
+        )
+        process = ServerProcess(
+            [script("stats-worker"), "run"],
+            env=clean_env(**values),
+            ready_url=None,
+            cwd=tmp_path,
+            log_path=tmp_path / "run.log",
+        ).start()
         deadline = time.monotonic() + 20
         while "failed" not in process.log_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -332,16 +376,19 @@ def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, t
     assert JOB_ID == "daily-report"
 
 
-@pytest.mark.parametrize(("expression", "fires"), [
-    # from Friday 2026-11-20 12:00 Berlin: the next five runs, as crontab(5) means them
-    ("15 2 * * 1-5", ["23T02:15", "24T02:15", "25T02:15", "26T02:15", "27T02:15"]),
-    ("0 6 * * 0", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
-    ("0 6 * * 7", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
-    ("0 6 * * sat,sun", ["21T06:00", "22T06:00", "28T06:00", "29T06:00", "05T06:00"]),
-    ("0 6 * * 5-7", ["21T06:00", "22T06:00", "27T06:00", "28T06:00", "29T06:00"]),
-    ("5 0 * * *", ["21T00:05", "22T00:05", "23T00:05", "24T00:05", "25T00:05"]),
-    ("30 23 1 * *", ["01T23:30", "01T23:30", "01T23:30", "01T23:30", "01T23:30"]),
-])
+@pytest.mark.parametrize(
+    ("expression", "fires"),
+    [
+        # from Friday 2026-11-20 12:00 Berlin: the next five runs, as crontab(5) means them
+        ("15 2 * * 1-5", ["23T02:15", "24T02:15", "25T02:15", "26T02:15", "27T02:15"]),
+        ("0 6 * * 0", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
+        ("0 6 * * 7", ["22T06:00", "29T06:00", "06T06:00", "13T06:00", "20T06:00"]),
+        ("0 6 * * sat,sun", ["21T06:00", "22T06:00", "28T06:00", "29T06:00", "05T06:00"]),
+        ("0 6 * * 5-7", ["21T06:00", "22T06:00", "27T06:00", "28T06:00", "29T06:00"]),
+        ("5 0 * * *", ["21T00:05", "22T00:05", "23T00:05", "24T00:05", "25T00:05"]),
+        ("30 23 1 * *", ["01T23:30", "01T23:30", "01T23:30", "01T23:30", "01T23:30"]),
+    ],
+)
 def test_cron_follows_crontab_weekdays(expression, fires):
     from stats_worker.cron import cron_trigger
 

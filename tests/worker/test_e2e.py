@@ -47,9 +47,14 @@ class Stack:
 
     def env(self, **more: str) -> dict[str, str]:
         self.runs += 1
-        settings = {"LOGTO_ENDPOINT": self.issuer_url, "LOGTO_APP_ID": APP_ID, "LOGTO_APP_SECRET": SECRET,
-                    "SHOPPING_API_URL": self.api_url, "REPORTS_DIR": str(self.root / f"reports-{self.runs}"),
-                    "STATS_HTTP_BACKOFF_SECONDS": "0.1"}
+        settings = {
+            "LOGTO_ENDPOINT": self.issuer_url,
+            "LOGTO_APP_ID": APP_ID,
+            "LOGTO_APP_SECRET": SECRET,
+            "SHOPPING_API_URL": self.api_url,
+            "REPORTS_DIR": str(self.root / f"reports-{self.runs}"),
+            "STATS_HTTP_BACKOFF_SECONDS": "0.1",
+        }
         settings.update(more)
         return clean_env(**settings)
 
@@ -59,22 +64,43 @@ class Stack:
             rows = conn.execute("SELECT id, customer_id, currency, total, created_at FROM orders").fetchall()
             items: dict[int, list] = {}
             for order_id, product_id, sku, name, quantity, unit_price in conn.execute(
-                    "SELECT order_id, product_id, sku, name, quantity, unit_price FROM order_items ORDER BY id"):
-                items.setdefault(order_id, []).append({"product_id": product_id, "sku": sku, "name": name,
-                                                       "quantity": quantity, "unit_price": unit_price})
+                "SELECT order_id, product_id, sku, name, quantity, unit_price FROM order_items ORDER BY id"
+            ):
+                items.setdefault(order_id, []).append(
+                    {
+                        "product_id": product_id,
+                        "sku": sku,
+                        "name": name,
+                        "quantity": quantity,
+                        "unit_price": unit_price,
+                    }
+                )
         orders = []
         for order_id, customer_id, currency, total, created_at in rows:
             created = dt.datetime.fromisoformat(created_at).replace(tzinfo=dt.UTC)
             if created.astimezone(tz).date() == day:
-                orders.append({"id": order_id, "customer_id": customer_id, "currency": currency,
-                               "total": total, "created_at": created.isoformat(), "items": items[order_id]})
+                orders.append(
+                    {
+                        "id": order_id,
+                        "customer_id": customer_id,
+                        "currency": currency,
+                        "total": total,
+                        "created_at": created.isoformat(),
+                        "items": items[order_id],
+                    }
+                )
         orders.sort(key=lambda o: (o["created_at"], o["id"]))
         return orders
 
 
 def _seed(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "flask", "--app", "shopping_api", "seed", *args],
-                   env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "shopping_api", "seed", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def start_stack(root: Path, issuer_config: Path | None = None) -> tuple[Stack, list[ServerProcess]]:
@@ -83,16 +109,48 @@ def start_stack(root: Path, issuer_config: Path | None = None) -> tuple[Stack, l
     argv = [script("local-issuer"), "--port", str(issuer_port), "--state-dir", str(root / "issuer")]
     if issuer_config:
         argv += ["--config", str(issuer_config)]
-    issuer = ServerProcess(argv, env=clean_env(), cwd=root, log_path=root / "issuer.log",
-                           ready_url=f"{issuer_url}/oidc/.well-known/openid-configuration").start()
+    issuer = ServerProcess(
+        argv,
+        env=clean_env(),
+        cwd=root,
+        log_path=root / "issuer.log",
+        ready_url=f"{issuer_url}/oidc/.well-known/openid-configuration",
+    ).start()
     db = root / "shop.sqlite"
     api_env = clean_env(DATABASE_URL=f"sqlite:///{db}", LOGTO_ENDPOINT=issuer_url)
-    _seed(api_env, "--products", "30", "--customers", "40", "--orders", "3000", "--date", str(DAY1),
-          "--random-seed", "1")
-    _seed(api_env, "--products", "30", "--customers", "40", "--orders", "1500", "--date", str(TODAY),
-          "--random-seed", "2")
-    api = ServerProcess(gunicorn_argv(api_port, workers=2), env=api_env, cwd=root, log_path=root / "api.log",
-                        ready_url=f"{api_url}/healthz").start()
+    _seed(
+        api_env,
+        "--products",
+        "30",
+        "--customers",
+        "40",
+        "--orders",
+        "3000",
+        "--date",
+        str(DAY1),
+        "--random-seed",
+        "1",
+    )
+    _seed(
+        api_env,
+        "--products",
+        "30",
+        "--customers",
+        "40",
+        "--orders",
+        "1500",
+        "--date",
+        str(TODAY),
+        "--random-seed",
+        "2",
+    )
+    api = ServerProcess(
+        gunicorn_argv(api_port, workers=2),
+        env=api_env,
+        cwd=root,
+        log_path=root / "api.log",
+        ready_url=f"{api_url}/healthz",
+    ).start()
     return Stack(root, issuer, issuer_url, api_url, db), [api, issuer]
 
 
@@ -105,8 +163,9 @@ def stack(tmp_path_factory):
 
 
 def worker(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([script("stats-worker"), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [script("stats-worker"), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_no_secrets(text: str) -> None:
@@ -151,9 +210,13 @@ def management_custom_data(stack, user: str) -> dict:
     import requests
 
     token = TokenClient(stack.issuer_url + "/oidc/token", APP_ID, SECRET).get_token(
-        OSS_MANAGEMENT_API_RESOURCE, "all")
-    response = requests.get(f"{stack.issuer_url}/api/users/{user}/custom-data",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        OSS_MANAGEMENT_API_RESOURCE, "all"
+    )
+    response = requests.get(
+        f"{stack.issuer_url}/api/users/{user}/custom-data",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
     response.raise_for_status()
     return response.json()
 
@@ -181,8 +244,13 @@ def test_custom_data_sync_writes_each_known_customer_once_per_day(stack):
 def test_worker_killed_mid_report_then_rerun_writes_the_correct_file(stack):
     env = stack.env(STATS_PAGE_SIZE="10")
     reports = Path(env["REPORTS_DIR"])
-    process = subprocess.Popen([script("stats-worker"), "once", "--date", str(DAY1)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [script("stats-worker"), "once", "--date", str(DAY1)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     for line in process.stderr:  # wait until it is fetching
         if "building the report" in line or time.monotonic() > deadline:
@@ -197,7 +265,9 @@ def test_worker_killed_mid_report_then_rerun_writes_the_correct_file(stack):
     result = worker(env, "once", "--date", str(DAY1))
     assert result.returncode == 0, result.stderr
     report = json.loads((reports / f"{DAY1}.json").read_text())
-    assert strip_meta(report) == expected_report(stack.orders_on(DAY1, ZoneInfo("UTC")), DAY1, ZoneInfo("UTC"))
+    assert strip_meta(report) == expected_report(
+        stack.orders_on(DAY1, ZoneInfo("UTC")), DAY1, ZoneInfo("UTC")
+    )
     assert [p.name for p in reports.iterdir()] == [f"{DAY1}.json"]
 
 
@@ -205,8 +275,9 @@ def test_run_catches_up_yesterday_and_sigterm_waits_for_the_report(stack):
     env = stack.env(STATS_CRON="0 0 1 1 *", STATS_PAGE_SIZE="10")
     reports = Path(env["REPORTS_DIR"])
     log_path = stack.root / "run.log"
-    process = ServerProcess([script("stats-worker"), "run"], env=env, ready_url=None, cwd=stack.root,
-                            log_path=log_path).start()
+    process = ServerProcess(
+        [script("stats-worker"), "run"], env=env, ready_url=None, cwd=stack.root, log_path=log_path
+    ).start()
     deadline = time.monotonic() + 20
     while "building the report for" not in process.log_text() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -219,7 +290,9 @@ def test_run_catches_up_yesterday_and_sigterm_waits_for_the_report(stack):
     assert "SIGTERM received: stopping" in log and "stats worker stopped" in log
     assert log.index("waiting for the report in progress") < log.index(f"report for {DAY1} written")
     report = json.loads((reports / f"{DAY1}.json").read_text())  # finished, not cut in half
-    assert strip_meta(report) == expected_report(stack.orders_on(DAY1, ZoneInfo("UTC")), DAY1, ZoneInfo("UTC"))
+    assert strip_meta(report) == expected_report(
+        stack.orders_on(DAY1, ZoneInfo("UTC")), DAY1, ZoneInfo("UTC")
+    )
     assert_no_secrets(log)
 
 
@@ -232,9 +305,15 @@ def test_expired_token_is_replaced_and_the_new_request_names_resource_and_scope(
     stack, processes = start_stack(root, root / "issuer.yaml")
     try:
         with FakeServer(Forward(stack.issuer_url)) as recorder:
-            settings = load_settings(WorkerSettings, env_file=None, logto_endpoint=recorder.url,
-                                     logto_app_id=APP_ID, logto_app_secret=SECRET,
-                                     shopping_api_url=stack.api_url, reports_dir=root / "reports")
+            settings = load_settings(
+                WorkerSettings,
+                env_file=None,
+                logto_endpoint=recorder.url,
+                logto_app_id=APP_ID,
+                logto_app_secret=SECRET,
+                shopping_api_url=stack.api_url,
+                reports_dir=root / "reports",
+            )
             job = ReportJob(settings, out=io.StringIO())
             first = job.run_day(DAY1)
             time.sleep(2.0)  # the token (2 s, refreshed 0.2 s early) has run out
@@ -244,8 +323,15 @@ def test_expired_token_is_replaced_and_the_new_request_names_resource_and_scope(
         assert strip_meta(second) == expected_report(stack.orders_on(TODAY, utc), TODAY, utc)
         sent = [r.form for r in recorder.requests if r.path == "/oidc/token"]
         assert len(sent) >= 2  # the first token expired during the pause (more if a run was slow)
-        assert all(form == {"grant_type": "client_credentials", "resource": "https://shopping.api",
-                            "scope": "read:orders read:products"} for form in sent)
+        assert all(
+            form
+            == {
+                "grant_type": "client_credentials",
+                "resource": "https://shopping.api",
+                "scope": "read:orders read:products",
+            }
+            for form in sent
+        )
     finally:
         for process in processes:
             process.stop()

@@ -21,16 +21,19 @@ from .fakes import make_orders
 def build(orders, day, tz, page_size=100, customers=None):
     report = DailyReport(day, tz, customers)
     for start in range(0, len(orders), page_size):
-        report.add_orders(orders[start:start + page_size])
+        report.add_orders(orders[start : start + page_size])
     return report
 
 
-@pytest.mark.parametrize(("day", "zone", "hours"), [
-    (dt.date(2026, 11, 20), "UTC", 24),
-    (dt.date(2026, 11, 1), "America/New_York", 25),  # DST ends: 01:00 happens twice
-    (dt.date(2026, 3, 29), "Europe/Berlin", 23),  # DST starts: no 02:00
-    (dt.date(2026, 11, 20), "Asia/Kolkata", 24),  # +05:30: local hours are not UTC hours
-])
+@pytest.mark.parametrize(
+    ("day", "zone", "hours"),
+    [
+        (dt.date(2026, 11, 20), "UTC", 24),
+        (dt.date(2026, 11, 1), "America/New_York", 25),  # DST ends: 01:00 happens twice
+        (dt.date(2026, 3, 29), "Europe/Berlin", 23),  # DST starts: no 02:00
+        (dt.date(2026, 11, 20), "Asia/Kolkata", 24),  # +05:30: local hours are not UTC hours
+    ],
+)
 def test_report_matches_figures_computed_independently(day, zone, hours):
     tz = ZoneInfo(zone)
     orders = make_orders(day, tz, 640, customers=37)
@@ -48,9 +51,17 @@ def test_fall_back_day_keeps_both_one_oclock_hours_apart():
     day = dt.date(2026, 11, 1)
     first = dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC)  # 01:30 EDT
     second = dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC)  # 01:30 EST
-    orders = [{"id": n, "customer_id": "c", "currency": "USD", "total": 100, "created_at": t.isoformat(),
-               "items": [{"product_id": 1, "sku": "A", "name": "A", "quantity": 1, "unit_price": 100}]}
-              for n, t in enumerate((first, second, second))]
+    orders = [
+        {
+            "id": n,
+            "customer_id": "c",
+            "currency": "USD",
+            "total": 100,
+            "created_at": t.isoformat(),
+            "items": [{"product_id": 1, "sku": "A", "name": "A", "quantity": 1, "unit_price": 100}],
+        }
+        for n, t in enumerate((first, second, second))
+    ]
     hours = {h["hour"]: h["orders"] for h in build(orders, day, tz).as_dict()["orders_per_hour"]}
     assert hours["2026-11-01T01:00:00-04:00"] == 1
     assert hours["2026-11-01T01:00:00-05:00"] == 2
@@ -65,17 +76,34 @@ def test_empty_day():
     assert "0 orders" in summary(content)
 
 
-@pytest.mark.parametrize(("total", "count", "expected"), [
-    (1000, 3, 333), (1001, 2, 500), (1003, 2, 502), (5, 2, 2), (7, 2, 4), (10**20 + 1, 2, 5 * 10**19),
-])
+@pytest.mark.parametrize(
+    ("total", "count", "expected"),
+    [
+        (1000, 3, 333),
+        (1001, 2, 500),
+        (1003, 2, 502),
+        (5, 2, 2),
+        (7, 2, 4),
+        (10**20 + 1, 2, 5 * 10**19),
+    ],
+)
 def test_average_is_exact_and_rounds_half_to_even(total, count, expected):
     assert average(total, count) == expected
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("total", 19.99), ("total", "1999"), ("total", True), ("items", None), ("created_at", "yesterday"),
-    ("created_at", "2026-11-20T10:00:00"), ("customer_id", 7), ("currency", None),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("total", 19.99),
+        ("total", "1999"),
+        ("total", True),
+        ("items", None),
+        ("created_at", "yesterday"),
+        ("created_at", "2026-11-20T10:00:00"),
+        ("customer_id", 7),
+        ("currency", None),
+    ],
+)
 def test_malformed_order_is_a_clear_error(field, value):
     order = make_orders(dt.date(2026, 11, 20), ZoneInfo("UTC"), 1)[0] | {"id": 42, field: value}
     with pytest.raises(ReportError, match="order 42 from the API is malformed"):

@@ -33,8 +33,11 @@ def test_request_carries_basic_auth_and_the_form_logto_expects(logto, token_clie
     (sent,) = token_requests(logto)
     assert sent.method == "POST"
     assert sent.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert sent.form == {"grant_type": "client_credentials", "resource": SHOP,
-                         "scope": "read:orders read:products"}
+    assert sent.form == {
+        "grant_type": "client_credentials",
+        "resource": SHOP,
+        "scope": "read:orders read:products",
+    }
     scheme, _, encoded = sent.headers["authorization"].partition(" ")
     user, _, password = base64.b64decode(encoded).decode().partition(":")
     assert scheme == "Basic"
@@ -56,7 +59,10 @@ def test_one_token_per_resource_and_scopes_reused(logto, token_client):
 
     assert len({first, other, mgmt}) == 3
     assert [r.form.get("scope") for r in token_requests(logto)] == [
-        "read:orders read:products", "read:orders", "all"]
+        "read:orders read:products",
+        "read:orders",
+        "all",
+    ]
 
 
 def test_token_replaced_shortly_before_expiry_and_resource_sent_again(logto, token_endpoint, token_client):
@@ -69,17 +75,31 @@ def test_token_replaced_shortly_before_expiry_and_resource_sent_again(logto, tok
     assert second != first
     sent = token_requests(logto)
     assert len(sent) == 2
-    assert sent[1].form == sent[0].form == {"grant_type": "client_credentials", "resource": SHOP,
-                                            "scope": "read:orders read:products"}
+    assert (
+        sent[1].form
+        == sent[0].form
+        == {"grant_type": "client_credentials", "resource": SHOP, "scope": "read:orders read:products"}
+    )
 
 
 def test_concurrent_callers_share_one_fetch(logto, token_endpoint, token_client):
-    token_endpoint.faults.append(Reply(200, {"access_token": "slow-token", "expires_in": 3600,
-                                             "token_type": "Bearer", "scope": "read:orders read:products"},
-                                       delay=0.4))
+    token_endpoint.faults.append(
+        Reply(
+            200,
+            {
+                "access_token": "slow-token",
+                "expires_in": 3600,
+                "token_type": "Bearer",
+                "scope": "read:orders read:products",
+            },
+            delay=0.4,
+        )
+    )
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(token_client.get_token(SHOP, SCOPES)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(token_client.get_token(SHOP, SCOPES)))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -104,11 +124,14 @@ def test_no_scope_granted_is_an_error_that_says_assign_a_role(token_endpoint, to
         token_client.get_token(SHOP, SCOPES)
 
 
-@pytest.mark.parametrize(("app_id", "secret", "resource", "error", "fix"), [
-    (APP_ID, "wrong", SHOP, "invalid_client", "LOGTO_APP_ID and LOGTO_APP_SECRET"),
-    ("nobody", SECRET, SHOP, "invalid_client", "LOGTO_APP_ID and LOGTO_APP_SECRET"),
-    (APP_ID, SECRET, "https://shopping.api/", "invalid_target", "trailing slash"),
-])
+@pytest.mark.parametrize(
+    ("app_id", "secret", "resource", "error", "fix"),
+    [
+        (APP_ID, "wrong", SHOP, "invalid_client", "LOGTO_APP_ID and LOGTO_APP_SECRET"),
+        ("nobody", SECRET, SHOP, "invalid_client", "LOGTO_APP_ID and LOGTO_APP_SECRET"),
+        (APP_ID, SECRET, "https://shopping.api/", "invalid_target", "trailing slash"),
+    ],
+)
 def test_refusals_carry_logto_error_and_the_fix(logto, app_id, secret, resource, error, fix):
     client = TokenClient(logto.url + "/oidc/token", app_id, secret, session=quick_session())
     with pytest.raises(TokenRequestError) as caught:
@@ -121,14 +144,17 @@ def test_refusals_carry_logto_error_and_the_fix(logto, app_id, secret, resource,
     assert len(token_requests(logto)) == 1  # a refusal is not retried
 
 
-@pytest.mark.parametrize("body", [
-    {"access_token": "t", "token_type": "mac", "expires_in": 3600},
-    {"access_token": "", "token_type": "Bearer", "expires_in": 3600},
-    {"token_type": "Bearer", "expires_in": 3600},
-    {"access_token": "t", "token_type": "Bearer", "expires_in": "3600"},
-    {"access_token": "t", "token_type": "Bearer", "expires_in": 0},
-    ["not", "an", "object"],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "t", "token_type": "mac", "expires_in": 3600},
+        {"access_token": "", "token_type": "Bearer", "expires_in": 3600},
+        {"token_type": "Bearer", "expires_in": 3600},
+        {"access_token": "t", "token_type": "Bearer", "expires_in": "3600"},
+        {"access_token": "t", "token_type": "Bearer", "expires_in": 0},
+        ["not", "an", "object"],
+    ],
+)
 def test_unusable_token_responses_are_clear_errors(token_endpoint, token_client, body):
     token_endpoint.faults.append(Reply(200, body))
     with pytest.raises(TokenRequestError, match="without a usable bearer token"):
@@ -136,8 +162,9 @@ def test_unusable_token_responses_are_clear_errors(token_endpoint, token_client,
 
 
 def test_token_without_expires_in_is_kept_a_short_while(token_endpoint, token_client):
-    token_endpoint.faults.append(Reply(200, {"access_token": "t", "token_type": "bearer",
-                                             "scope": "read:orders read:products"}))
+    token_endpoint.faults.append(
+        Reply(200, {"access_token": "t", "token_type": "bearer", "scope": "read:orders read:products"})
+    )
     assert token_client.get_token(SHOP, SCOPES) == "t"
     assert token_client.get_token(SHOP, SCOPES) == "t"  # cached: no second request
 
@@ -156,17 +183,26 @@ def test_503_that_persists_is_a_clear_error(logto, token_endpoint, token_client)
 
 
 def test_slow_token_endpoint_times_out_then_retries(logto, token_endpoint):
-    client = TokenClient(logto.url + "/oidc/token", APP_ID, SECRET,
-                         session=quick_session(allowed_methods=("POST",), timeout=(1.0, 0.3)))
-    token_endpoint.faults.append(Reply(200, {"access_token": "late", "expires_in": 3600,
-                                             "token_type": "Bearer"}, delay=0.8))
+    client = TokenClient(
+        logto.url + "/oidc/token",
+        APP_ID,
+        SECRET,
+        session=quick_session(allowed_methods=("POST",), timeout=(1.0, 0.3)),
+    )
+    token_endpoint.faults.append(
+        Reply(200, {"access_token": "late", "expires_in": 3600, "token_type": "Bearer"}, delay=0.8)
+    )
     assert client.get_token(SHOP, SCOPES) != "late"
     assert len(token_requests(logto)) == 2
 
 
 def test_slow_token_endpoint_that_stays_slow_is_a_clear_error(logto, token_endpoint):
-    client = TokenClient(logto.url + "/oidc/token", APP_ID, SECRET,
-                         session=quick_session(allowed_methods=("POST",), retries=1, timeout=(1.0, 0.2)))
+    client = TokenClient(
+        logto.url + "/oidc/token",
+        APP_ID,
+        SECRET,
+        session=quick_session(allowed_methods=("POST",), retries=1, timeout=(1.0, 0.2)),
+    )
     token_endpoint.faults.extend([Reply(503, delay=0.5)] * 2)
     with pytest.raises(TokenRequestError, match="cannot reach the Logto token endpoint"):
         client.get_token(SHOP, SCOPES)
@@ -174,11 +210,16 @@ def test_slow_token_endpoint_that_stays_slow_is_a_clear_error(logto, token_endpo
 
 def test_token_endpoint_down_then_up(token_endpoint):
     port = free_port()
-    client = TokenClient(f"http://127.0.0.1:{port}/oidc/token", APP_ID, SECRET,
-                         session=quick_session(allowed_methods=("POST",), retries=5, backoff_factor=0.2))
+    client = TokenClient(
+        f"http://127.0.0.1:{port}/oidc/token",
+        APP_ID,
+        SECRET,
+        session=quick_session(allowed_methods=("POST",), retries=5, backoff_factor=0.2),
+    )
     with pytest.raises(TokenRequestError, match="cannot reach"):
-        TokenClient(f"http://127.0.0.1:{port}/oidc/token", APP_ID, SECRET,
-                    session=quick_session(retries=0)).get_token(SHOP, SCOPES)
+        TokenClient(
+            f"http://127.0.0.1:{port}/oidc/token", APP_ID, SECRET, session=quick_session(retries=0)
+        ).get_token(SHOP, SCOPES)
 
     started: list[FakeServer] = []
     timer = threading.Timer(0.4, lambda: started.append(FakeServer(token_endpoint, port=port).__enter__()))
@@ -223,8 +264,9 @@ def test_a_redirect_to_another_host_never_receives_the_token(token_endpoint, tok
 def test_bearer_auth_retries_only_once(token_endpoint, token_client):
     api = OrdersApi(token_endpoint, [], resource="https://other.api")  # never accepts our tokens
     with FakeServer(api) as shop, quick_session() as session:
-        response = session.get(shop.url + "/orders", params={"date": "2026-11-20"},
-                               auth=BearerAuth(token_client, SHOP, SCOPES))
+        response = session.get(
+            shop.url + "/orders", params={"date": "2026-11-20"}, auth=BearerAuth(token_client, SHOP, SCOPES)
+        )
     assert response.status_code == 401
     assert len(shop.requests) == 2
 
@@ -240,4 +282,3 @@ def test_no_secret_or_token_in_logs(logto, token_endpoint, token_client, caplog)
     text = caplog.text + repr(token_client)
     assert token not in text and SECRET not in text
     assert basic_authorization(APP_ID, SECRET).split()[1] not in text
-
