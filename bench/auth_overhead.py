@@ -61,7 +61,7 @@ class CountingJwks:
         body = json.dumps({"keys": [key.as_dict(private=False)]}).encode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 owner.fetches += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/jwk-set+json")

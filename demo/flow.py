@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from logto_m2m.http import make_session
-from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE, issuer_for
+from logto_m2m.logto import MANAGEMENT_API_SCOPE, OSS_MANAGEMENT_API_RESOURCE, issuer_for
 from stats_worker.report import format_money as money
 from stats_worker.token_client import BearerAuth, TokenClient
 
@@ -326,7 +326,7 @@ class Demo:
             "The customers are Logto user ids of the issuer's users. An order's items share its currency."
         )
         self.say.line()
-        rng = random.Random(2026)  # the same orders on every run
+        rng = random.Random(2026)  # noqa: S311 -- sample data, the same orders on every run
         by_currency = defaultdict(list)
         for product in products:
             by_currency[product["currency"]].append(product)

@@ -162,7 +162,7 @@ class Services:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def __enter__(self) -> "Services":
+    def __enter__(self) -> Services:
         return self
 
     def __exit__(self, *exc_info) -> None:

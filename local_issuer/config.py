@@ -71,7 +71,7 @@ class Resource(_Model):
         return value
 
     @model_validator(mode="after")
-    def _unique_scopes(self) -> "Resource":
+    def _unique_scopes(self) -> Resource:
         names = [scope.name for scope in self.scopes]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -125,7 +125,7 @@ class IssuerConfig(_Model):
     users: tuple[User, ...] = ()
 
     @model_validator(mode="after")
-    def _references(self) -> "IssuerConfig":
+    def _references(self) -> IssuerConfig:
         for kind, names in (
             ("resources", [r.indicator for r in self.resources]),
             ("roles", [r.name for r in self.roles]),

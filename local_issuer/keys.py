@@ -49,7 +49,7 @@ class SigningKeys:
         return {"keys": [key.as_dict(private=False) for key in self.keys]}
 
     @classmethod
-    def load_or_create(cls, path: Path, *, rotate: bool = False) -> "SigningKeys":
+    def load_or_create(cls, path: Path, *, rotate: bool = False) -> SigningKeys:
         """Load the key file, creating it on first start; with ``rotate``, add a new first key."""
         keys = cls._read(path) if path.exists() else []
         if rotate or not keys:

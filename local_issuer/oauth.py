@@ -14,12 +14,18 @@ import hmac
 import json
 import logging
 from collections import defaultdict
+from typing import ClassVar
 from urllib.parse import parse_qsl, unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error, OAuth2Request
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidRequestError, OAuth2Payload
-from authlib.oauth2.rfc6749 import UnsupportedGrantTypeError
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Payload,
+    UnsupportedGrantTypeError,
+)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from flask import Request
 from flask import request as flask_request
@@ -212,7 +218,7 @@ def authenticate_client_secret_post(query_client, request: TokenRequest) -> AppC
 class LogtoClientCredentialsGrant(ClientCredentialsGrant):
     """``client_credentials`` with Logto's RFC 8707 resource rules and silent scope dropping."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = list(CLIENT_AUTH_METHODS)
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(CLIENT_AUTH_METHODS)
 
     def authenticate_token_endpoint_client(self):
         # Already authenticated by the server before the grant was chosen (oidc-provider's order).

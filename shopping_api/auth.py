@@ -40,7 +40,7 @@ from .config import ApiSettings
 from .errors import error_response
 from .jwks import KeyStore
 
-__all__ = ["require_oauth", "current_token", "init_app", "AccessToken", "LogtoTokenValidator"]
+__all__ = ["AccessToken", "LogtoTokenValidator", "current_token", "init_app", "require_oauth"]
 
 log = logging.getLogger(__name__)
 

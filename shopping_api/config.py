@@ -76,7 +76,7 @@ class ApiSettings(ProjectSettings):
         return names
 
     @model_validator(mode="after")
-    def _default_issuer(self) -> "ApiSettings":
+    def _default_issuer(self) -> ApiSettings:
         if self.logto_issuer is None:
             object.__setattr__(self, "logto_issuer", issuer_for(self.logto_endpoint))
         return self

@@ -58,7 +58,7 @@ class Product(Base):
 
     # Every UPDATE/DELETE says "WHERE id = ? AND version = ?" and bumps it: a write based on a
     # stale read matches no row and fails (StaleDataError -> 412) instead of overwriting.
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 -- SQLAlchemy reads it once, at class creation
 
 
 class Order(Base):

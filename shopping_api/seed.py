@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, Engine, Table, func, insert, select, text
+from sqlalchemy import Connection, Engine, Table, func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from .db import create_schema, get_engine, unavailable_reason
@@ -110,7 +110,7 @@ def seed(
 ) -> SeedResult:
     started = clock.perf_counter()
     create_schema(engine)
-    rng = random.Random(random_seed)
+    rng = random.Random(random_seed)  # noqa: S311 -- reproducible sample data, not a secret
     created, catalog_rows = seed_catalog(engine, products, rng)
     by_currency: dict[str, list] = {}
     for row in catalog_rows:
@@ -168,13 +168,9 @@ def seed(
     if engine.dialect.name == "postgresql" and orders:
         # Ids were given explicitly; move the sequences past them for later POST /orders.
         with engine.begin() as conn:
-            for table in ("orders", "order_items"):
-                conn.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))"
-                    )
-                )
+            for table in (ORDERS, ITEMS):
+                sequence = func.pg_get_serial_sequence(table.name, "id")
+                conn.execute(select(func.setval(sequence, select(func.max(table.c.id)).scalar_subquery())))
     return SeedResult(created, len(catalog_rows), orders, item_count, clock.perf_counter() - started)
 
 

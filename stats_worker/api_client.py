@@ -147,7 +147,10 @@ def _describe_failure(path: str, response: requests.Response) -> str:
         )
     elif status == 403:
         challenge = response.headers.get("WWW-Authenticate", "")
-        hint = f" The token lacks a scope the route needs ({challenge or 'no challenge'}); check STATS_SCOPES and the app's roles."
+        hint = (
+            f" The token lacks a scope the route needs ({challenge or 'no challenge'});"
+            " check STATS_SCOPES and the app's roles."
+        )
     elif status == 429 or status >= 500:
         hint = " Still failing after retries."
     return f"GET {path} answered HTTP {status}{detail}.{hint}"

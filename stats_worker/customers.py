@@ -10,6 +10,7 @@ need be). Memory therefore stays below that bound; a day with fewer customers ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tempfile
@@ -135,13 +136,11 @@ class CustomerTally:
             self._db.close()
             self._db = None
         if self._db_path is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._db_path)
-            except FileNotFoundError:
-                pass
             self._db_path = None
 
-    def __enter__(self) -> "CustomerTally":
+    def __enter__(self) -> CustomerTally:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -9,6 +9,7 @@ scheduler and wait for a report in progress, so a file is never cut in half.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -120,7 +121,5 @@ class DailyScheduler:
             return
         self._stopping.set()
         log.info("%s received: stopping", signal.Signals(signum).name)
-        try:
+        with contextlib.suppress(SchedulerNotRunningError):
             self.scheduler.shutdown(wait=False)
-        except SchedulerNotRunningError:
-            pass

@@ -38,7 +38,8 @@ EARLY_REFRESH_SECONDS = 60.0
 #: Lifetime assumed when a token response has no ``expires_in``.
 DEFAULT_LIFETIME_SECONDS = 300
 
-#: What to do about each error Logto's token endpoint returns (as recorded in tests/logto_captures/token-*.json).
+#: What to do about each error Logto's token endpoint returns
+#: (as recorded in tests/logto_captures/token-*.json).
 FIXES = {
     "invalid_client": "check LOGTO_APP_ID and LOGTO_APP_SECRET: they must be the App ID and an App "
     "secret of a machine-to-machine application in Logto",
@@ -173,7 +174,8 @@ class TokenClient:
         ):
             raise TokenRequestError(
                 f"the token endpoint {self.token_endpoint} returned 200 without a usable bearer "
-                "token (access_token, token_type Bearer, a positive expires_in); is LOGTO_ENDPOINT a Logto server?",
+                "token (access_token, token_type Bearer, a positive expires_in); "
+                "is LOGTO_ENDPOINT a Logto server?",
                 status=200,
             )
         _check_granted(resource, scope, body.get("scope"))
@@ -270,7 +272,7 @@ class BearerAuth(AuthBase):
             request.method,
         )
         self.client.invalidate(self.resource, self.scopes, token=sent)
-        response.content  # drain it so the connection can be reused
+        _ = response.content  # drain it so the connection can be reused
         response.close()
         retry = request.copy()
         retry._logto_retried = True  # type: ignore[attr-defined]

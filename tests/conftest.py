@@ -96,11 +96,11 @@ class JwksServer:
         """Replace the published key set (first key first, as after a Logto rotation)."""
         self.keys = list(keys)
 
-    def start(self) -> "JwksServer":
+    def start(self) -> JwksServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
+            def do_GET(self):
                 owner.paths.append(self.path)
                 if self.path == "/oidc/jwks":
                     owner.fetch_count += 1
@@ -201,7 +201,7 @@ def make_token(signing_key, jwks_server):
     """``make_token(scope="read:products", key=..., header={...}, exp=..., drop=("jti",))``."""
 
     def _make(scope: str | None = ALL_SCOPES, *, key=None, header=None, alg="ES384", drop=(), **claims):
-        claims.update({name: _DROP for name in drop})
+        claims.update(dict.fromkeys(drop, _DROP))
         return sign(logto_claims(jwks_server.issuer, scope, **claims), key or signing_key, header, alg)
 
     return _make
@@ -226,7 +226,7 @@ def app(api_settings):
     application = create_app(api_settings)
     result = application.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
-    yield application
+    return application
 
 
 @pytest.fixture

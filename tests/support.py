@@ -88,8 +88,8 @@ class ServerProcess:
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ServerProcess":
-        log = open(self.log_path, "wb")
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "wb")  # noqa: SIM115 -- the child writes to it after start() returns
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -136,7 +136,7 @@ class ServerProcess:
         except FileNotFoundError:
             return ""
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

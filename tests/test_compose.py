@@ -247,7 +247,7 @@ def test_local_issuer_settings():
     assert settings.logto_endpoint == "http://localhost:3001"
     assert f"local-issuer-data:{settings.local_issuer_state_dir}" in SERVICES["local-issuer"]["volumes"]
     command = SERVICES["local-issuer"]["command"]
-    assert command[:3] == ["local-issuer", "--host", "0.0.0.0"]  # reachable from other containers
+    assert command[:3] == ["local-issuer", "--host", "0.0.0.0"]  # noqa: S104 -- reachable from other containers
 
 
 def test_state_is_kept_in_volumes():

@@ -42,7 +42,8 @@ def test_bench_runs_both_benchmarks_in_order(tmp_path):
     (tmp_path / "bench").mkdir()
     for name in ("auth_overhead", "worker_throughput"):
         (tmp_path / "bench" / f"{name}.py").write_text(
-            f"import sys\nwith open('ran.txt', 'a') as f:\n    f.write('{name} ' + ' '.join(sys.argv[1:]) + '\\n')\n"
+            "import sys\nwith open('ran.txt', 'a') as f:\n"
+            f"    f.write('{name} ' + ' '.join(sys.argv[1:]) + '\\n')\n"
         )
     result = make(tmp_path, "bench")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -39,7 +39,7 @@ json_values = st.recursive(
 
 def loosely(keys: list[str]) -> st.SearchStrategy[dict]:
     """Objects with some of ``keys`` (any values) and sometimes a stray key."""
-    return st.fixed_dictionaries({}, optional={k: json_values for k in keys}) | st.dictionaries(
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(keys, json_values)) | st.dictionaries(
         st.sampled_from(keys) | st.text(max_size=8), json_values, max_size=6
     )
 

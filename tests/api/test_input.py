@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.api.fixtures import shared_jwks_server, sqlite_database_url  # noqa: F401 (fixtures)
 from tests.api.conftest import product_body
+from tests.api.fixtures import shared_jwks_server, sqlite_database_url  # noqa: F401 (fixtures)
 
 WRITES = [("post", "/products"), ("post", "/orders"), ("put", "/products/{id}"), ("patch", "/products/{id}")]
 
@@ -82,7 +82,7 @@ def test_merge_patch_media_type_is_accepted(client, auth, new_product):
         ({"description": "nul\x00"}, "description"),
         ({"currency": "usd"}, "currency"),
         ({"currency": "US"}, "currency"),
-        ({"currency": "ＵＳＤ"}, "currency"),
+        ({"currency": "\uff35\uff33\uff24"}, "currency"),  # fullwidth USD
         ({"price": 2**63}, "price"),
         ({"price": 1e400}, "price"),
         ({"price": None}, "price"),

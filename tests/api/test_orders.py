@@ -11,8 +11,8 @@ import pytest
 
 from shopping_api.orders import day_bounds
 from shopping_api.schemas import OrderOut, OrderPage
-from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
 from tests.api.conftest import walk
+from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
 from tests.conftest import APP_ID
 
 

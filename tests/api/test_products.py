@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shopping_api.schemas import ProductOut, ProductPage
-from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
 from tests.api.conftest import product_body, walk
+from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
 from tests.conftest import APP_ID
 
 

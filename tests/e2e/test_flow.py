@@ -224,7 +224,7 @@ def test_a_day_without_orders(stack, tmp_path):
 
 
 def test_run_fires_on_schedule_and_stops_cleanly_on_sigterm(scheduled):
-    worker, reports, fire = scheduled
+    worker, _reports, fire = scheduled
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     built = f"report for {yesterday} written"
     seconds_left = (fire - dt.datetime.now(dt.UTC)).total_seconds()

@@ -133,7 +133,7 @@ class InteropProvider:
         response.raise_for_status()
         return response.json()
 
-    def start(self) -> "InteropProvider":
+    def start(self) -> InteropProvider:
         self.process.start()
         return self
 

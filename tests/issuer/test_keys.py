@@ -78,7 +78,8 @@ def test_unusable_key_file_stops_the_start(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"local-issuer: {key_file}: not a usable private JWKS (JSONDecodeError); move it away to generate a new key"
+        f"local-issuer: {key_file}: not a usable private JWKS (JSONDecodeError); "
+        "move it away to generate a new key"
     ]
 
 

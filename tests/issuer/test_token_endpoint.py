@@ -298,7 +298,8 @@ BAD_REQUESTS = [
         STATS_WORKER,
         400,
         "invalid_request",
-        "only application/x-www-form-urlencoded or application/json content-type bodies are supported on POST /token",
+        "only application/x-www-form-urlencoded or application/json content-type bodies "
+        "are supported on POST /token",
     ),
     (
         "basic with another client_id in the body",

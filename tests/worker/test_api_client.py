@@ -157,5 +157,5 @@ def test_api_down_is_a_clear_error(token_client):
         quick_session(retries=1),
         BearerAuth(token_client, "https://shopping.api", SCOPES),
     )
-    with pytest.raises(ApiError, match="cannot reach the shopping API.*SHOPPING_API_URL"):
+    with pytest.raises(ApiError, match=r"cannot reach the shopping API.*SHOPPING_API_URL"):
         fetch_all(client)

@@ -120,7 +120,7 @@ def test_scopes_not_granted_are_named_in_a_warning(token_endpoint, token_client,
 
 def test_no_scope_granted_is_an_error_that_says_assign_a_role(token_endpoint, token_client):
     token_endpoint.grants[SHOP] = set()  # Logto then omits "scope" from the response
-    with pytest.raises(TokenRequestError, match="granted none of the requested scopes.*role"):
+    with pytest.raises(TokenRequestError, match=r"granted none of the requested scopes.*role"):
         token_client.get_token(SHOP, SCOPES)
 
 
