@@ -15,6 +15,7 @@ from tests.conftest import RESOURCE
 from tests.support import GUNICORN_CONF, ServerProcess, clean_env, free_port, gunicorn_argv
 
 REPO = GUNICORN_CONF.parent
+PRODUCT = {"name": "Blue Mug", "price": 1999, "currency": "USD"}
 SECRET = "eyJhbGciOiJFUzM4NCJ9.c2VjcmV0LXRva2Vu.c2ln"  # shaped like a token, must never be logged
 
 
@@ -159,3 +160,42 @@ def test_settings_are_checked_before_any_worker_starts(tmp_path):
     assert "Booting worker" not in result.stderr and "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if "bad setting" in line]
     assert line == "shopping-api: bad setting: DATABASE_URL: must be a sqlite:// or postgresql+psycopg:// URL"
+
+
+@pytest.fixture
+def served_app(app, tmp_path, jwks_server, database_url):
+    """gunicorn on a database whose schema ``app`` created."""
+    with serve(tmp_path, jwks_server, database_url) as server:
+        yield server
+
+
+def chunks(data: bytes, size: int = 4096):
+    """A generator body: requests sends it with Transfer-Encoding: chunked, no Content-Length."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_a_body_over_the_limit_is_413_however_it_is_sent(served_app, make_token, chunked):
+    from shopping_api.validation import MAX_CONTENT_LENGTH
+
+    # Valid JSON followed by whitespace: any prefix past the object is valid JSON too.
+    body = json.dumps(PRODUCT | {"sku": "TOO-BIG"}).encode()
+    body += b" " * (MAX_CONTENT_LENGTH + 1 - len(body))
+    headers = {"Authorization": f"Bearer {make_token()}", "Content-Type": "application/json"}
+    response = requests.post(
+        f"{served_app.base}/products", data=chunks(body) if chunked else body, headers=headers, timeout=30
+    )
+    assert response.status_code == 413 and response.json()["error"] == "request_entity_too_large"
+    listing = requests.get(f"{served_app.base}/products", headers=headers, timeout=10).json()
+    assert listing["products"] == []
+
+
+def test_a_chunked_body_at_the_limit_is_accepted(served_app, make_token):
+    from shopping_api.validation import MAX_CONTENT_LENGTH
+
+    body = json.dumps(PRODUCT | {"sku": "JUST-FITS"}).encode()
+    body += b" " * (MAX_CONTENT_LENGTH - len(body))
+    headers = {"Authorization": f"Bearer {make_token()}", "Content-Type": "application/json"}
+    response = requests.post(f"{served_app.base}/products", data=chunks(body), headers=headers, timeout=30)
+    assert response.status_code == 201, response.text
