@@ -61,6 +61,7 @@ class AccessFieldsFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         atoms = record.args
+        record.request_id = "-"  # a line gunicorn logs there without its atoms
         if isinstance(atoms, Mapping):
             record.request_id = atoms["{x-request-id}o"]  # gunicorn answers "-" when absent
             record.http = {
