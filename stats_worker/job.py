@@ -74,7 +74,7 @@ class ReportJob:
             make_session(allowed_methods=("GET",), **http),
             BearerAuth(self.tokens, settings.shopping_api_resource, settings.stats_scopes),
             page_size=settings.stats_page_size,
-            body_retries=min(settings.stats_http_retries, 3),
+            body_retries=settings.stats_http_retries,
             backoff=settings.stats_http_backoff_seconds,
         )
         self.custom_data: CustomDataSync | None = None

@@ -47,6 +47,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (a slow server)
     reset_after: int | None = None  # send this many body bytes, then reset the connection
+    stall_after: int | None = None  # send this many body bytes, then nothing for stall_seconds
+    stall_seconds: float = 3.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -84,6 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if reply.stall_after is not None:
+                self.wfile.write(payload[: reply.stall_after])
+                self.wfile.flush()
+                time.sleep(reply.stall_seconds)  # headers and part of the body are out: silence
+                self.close_connection = True
+                return
             if reply.reset_after is not None:
                 self.wfile.write(payload[: reply.reset_after])
                 self.wfile.flush()
