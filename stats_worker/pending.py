@@ -26,18 +26,22 @@ log = logging.getLogger(__name__)
 PENDING_DIR = "pending-sync"
 
 
-class _NothingPending(Exception):
-    """Raised inside the atomic writer to drop an empty file instead of writing it."""
-
-
 class PendingRecorder:
-    """Appends customers to a day's pending file (called from one thread: the sync's caller)."""
+    """Appends customers to a day's pending file (called from one thread: the sync's caller).
 
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
+    The file (and its directory) is only started at the first customer, so a sync that went well
+    leaves nothing behind.
+    """
+
+    def __init__(self, path: Path, files: contextlib.ExitStack) -> None:
+        self._path = path
+        self._files = files
+        self._out: BinaryIO | None = None
         self.count = 0
 
     def __call__(self, customer_id: str, figures: CustomerFigures) -> None:
+        if self._out is None:
+            self._out = self._files.enter_context(atomic_writer(self._path, mode=0o600))
         line = {"customer_id": customer_id, **figures.as_dict()}
         self._out.write(json.dumps(line, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")
         self.count += 1
@@ -86,11 +90,10 @@ class PendingSyncs:
         """Collect the customers of ``day`` that fail to sync; the file is replaced when the block
         ends (atomically), or removed when no customer failed."""
         path = self.path(day)
-        try:
-            with atomic_writer(path, mode=0o600) as out:
-                recorder = PendingRecorder(out)
-                yield recorder
-                if not recorder.count:
-                    raise _NothingPending
-        except _NothingPending:
+        with contextlib.ExitStack() as files:  # commits the file, or drops it if the block raises
+            recorder = PendingRecorder(path, files)
+            yield recorder
+        if not recorder.count:
             path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # only when it is empty: nothing pending any more
+                self.dir.rmdir()

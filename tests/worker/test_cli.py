@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import signal
+import subprocess
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -379,6 +380,19 @@ def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, t
     assert "(the scheduler keeps running)" in log and "SIGINT received: stopping" in log
     assert "cron '*/30 * * * *' in Asia/Tokyo, next report at" in log
     assert [p.name for p in Path(values["REPORTS_DIR"]).iterdir()] == [".status"]  # no report
+    # The healthcheck, a process of its own, sees the failed catch-up and the scheduler's start.
+    health = subprocess.run(
+        [script("stats-worker"), "status"],
+        env=clean_env(**values),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert health.returncode == 1, health.stdout + health.stderr
+    assert f"report    failed   day {day}" in health.stdout and "scheduler started " in health.stdout
+    assert f"unhealthy: the last report (for {day}) failed" in health.stdout
     assert SECRET not in log and "tok-" not in log
     assert JOB_ID == "daily-report"
 

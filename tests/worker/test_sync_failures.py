@@ -134,7 +134,7 @@ def test_a_failed_sync_keeps_the_report_and_a_later_run_retries_only_the_sync(
     for user in KNOWN:
         assert management.users[user]["shopping"] == {"days": {str(DAY): figures[user]}}
     assert read_report(tmp_path)["custom_data_sync"] == {"synced": 2, "skipped": 7, "failed": 0}
-    assert not pending_file.exists()
+    assert sorted(p.name for p in reports_dir(tmp_path).iterdir()) == [".status", f"{DAY}.json"]
     assert main(["sync"]) == 0  # nothing left to do
 
 
