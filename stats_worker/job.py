@@ -184,7 +184,7 @@ class ReportJob:
         if outcome.failed:
             message = f"{outcome.failed} customer(s) not synced: {outcome.error or 'see the log'}"
             self.runs.finished("sync", day, started, FAILED, message)
-            log.error("custom data for %s: %s; %s", day, message, RETRY_HINT)
+            log.error("custom data for %s: %d customer(s) kept pending; %s", day, outcome.failed, RETRY_HINT)
         else:
             self.runs.finished("sync", day, started, OK)
         return outcome

@@ -260,7 +260,7 @@ def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endp
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2  # why it stopped (once, with a request id), and what is left pending
     assert "sync stopped" in errors[0] and "(request id " in errors[0]
-    assert "9 customer(s) not synced" in errors[1] and "`stats-worker sync`" in errors[1]
+    assert "9 customer(s) kept pending" in errors[1] and "`stats-worker sync`" in errors[1]
 
 
 def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoint, caplog):
