@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
@@ -181,3 +181,12 @@ def body_timed_out(exc: BaseException) -> bool:
         and bool(exc.args)
         and isinstance(exc.args[0], ReadTimeoutError)
     )
+
+
+def headers_timed_out(exc: BaseException) -> bool:
+    """True when the server accepted the connection but sent no response headers in time (after
+    the retries, urllib3 reports it as ``MaxRetryError`` inside requests' ``ConnectionError``)."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    reason = exc.args[0] if isinstance(exc, requests.exceptions.ConnectionError) and exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ReadTimeoutError)

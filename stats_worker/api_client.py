@@ -28,7 +28,7 @@ from tenacity import (
     wait_random,
 )
 
-from logto_m2m.http import REQUEST_ID_HEADER, body_timed_out, new_request_id
+from logto_m2m.http import REQUEST_ID_HEADER, body_timed_out, headers_timed_out, new_request_id
 from logto_m2m.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class ShoppingApiClient:
 
     def _unreachable(self, exc: requests.RequestException, path: str, request_id: str) -> str:
         where = redact_url(self.base_url)
-        if isinstance(exc, requests.exceptions.ReadTimeout):
+        if headers_timed_out(exc):
             return (
                 f"GET {path}: the shopping API at {where} sent no answer within the read timeout "
                 f"(STATS_HTTP_TIMEOUT_SECONDS), after retries; it is overloaded or stuck "

@@ -106,6 +106,21 @@ def test_slow_api_times_out_and_is_retried(shop, api, token_client, orders):
     assert fetch_all(client) == orders
 
 
+def test_an_api_that_never_answers_is_not_called_unreachable(shop, api, token_client):
+    client = ShoppingApiClient(
+        shop.url,
+        quick_session(timeout=(1.0, 0.2), retries=1),
+        BearerAuth(token_client, "https://shopping.api", SCOPES),
+    )
+    for n in range(1, 4):
+        api.faults[n] = Reply(200, {"orders": [], "next_cursor": None}, delay=0.5)
+    with pytest.raises(ApiError) as raised:
+        fetch_all(client)
+    message = str(raised.value)
+    assert "sent no answer within the read timeout (STATS_HTTP_TIMEOUT_SECONDS)" in message
+    assert "cannot reach" not in message and len(shop.requests) == 2
+
+
 def test_401_after_key_rotation_costs_one_new_token(client, token_endpoint, api, shop, logto, orders):
     pages = client.iter_order_pages(DAY, "UTC")
     first = next(pages)
