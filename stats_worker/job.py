@@ -127,12 +127,14 @@ class ReportJob:
         days = [day for day in self.pending.days() if day not in except_days]
         if not days:
             return True
-        if self.custom_data is None:
+        if self.custom_data is None:  # the sync was turned off since: nothing to retry it with
             log.warning(
-                "custom data is pending for %s, but LOGTO_MANAGEMENT_API_RESOURCE is not set: not retried",
+                "custom data is pending for %s, but LOGTO_MANAGEMENT_API_RESOURCE is not set: not "
+                "retried (delete %s to forget it)",
                 ", ".join(map(str, days)),
+                self.pending.dir,
             )
-            return False
+            return True
         with reports_lock(self.settings.reports_dir):
             results = [self._sync_pending_day(self.custom_data, day) for day in days]
         return all(outcome.failed == 0 for outcome in results)

@@ -136,7 +136,7 @@ def check_health(settings: WorkerSettings, now: dt.datetime | None = None) -> He
 
     if sync is not None:
         health.lines.append(_describe("sync", sync))
-        if sync.get("outcome") == FAILED:
+        if sync.get("outcome") == FAILED and settings.logto_management_api_resource:
             health.problems.append(f"the last custom-data sync (for {sync.get('day', '?')}) failed")
     elif settings.logto_management_api_resource:
         health.lines.append("sync      never run")
@@ -145,6 +145,12 @@ def check_health(settings: WorkerSettings, now: dt.datetime | None = None) -> He
 
     pending = PendingSyncs(settings.reports_dir)
     for day in pending.days():
+        if not settings.logto_management_api_resource:  # turned off since: reported, not a fault
+            health.lines.append(
+                f"pending   custom data of {pending.count(day)} customer(s) for {day}, not retried: "
+                f"the sync is off (delete {pending.dir} to forget it)"
+            )
+            continue
         health.lines.append(
             f"pending   custom data of {pending.count(day)} customer(s) for {day}: "
             "`stats-worker sync` retries it (so does the next scheduled run)"

@@ -119,3 +119,17 @@ def test_status_as_a_healthcheck_runs_the_real_command(env, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "report    ok" in result.stdout and result.stdout.rstrip().endswith("healthy")
     assert Path(values["REPORTS_DIR"], ".status", "report.json").is_file()
+
+
+def test_pending_custom_data_of_a_sync_turned_off_since_is_reported_not_a_fault(env, capsys):
+    worker_env, management = env
+    worker_env(LOGTO_MANAGEMENT_API_RESOURCE=MGMT)
+    management.forbidden = True
+    assert main(["once", "--date", str(DAY)]) == 1
+    worker_env(LOGTO_MANAGEMENT_API_RESOURCE="")  # the operator turns the sync off
+    assert main(["once", "--date", "2026-11-21"]) == 0  # the pending day is not a failure now
+    assert main(["sync"]) == 0
+    code, out = status(capsys)
+    assert code == 0, out  # the old failed sync is shown, but no longer counts
+    assert f"custom data of 3 customer(s) for {DAY}, not retried: the sync is off (delete " in out
+    assert "custom data is pending" not in out  # not among the problems
