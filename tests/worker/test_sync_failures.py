@@ -151,12 +151,25 @@ def test_logto_out_of_reach_stops_the_sync_at_once(env, tmp_path, capsys):
     assert PendingSyncs(reports_dir(tmp_path)).count(DAY) == 9
 
 
-def test_one_users_refusal_keeps_only_that_user_pending(env, management, tmp_path):
+def test_one_users_refusal_keeps_only_that_user_pending(env, management, logto, tmp_path, caplog):
     management.user_faults["user-1"] = Reply(422, {"code": "user.invalid", "message": "no"})
     assert main(["once", "--date", str(DAY)]) == 1
     assert read_report(tmp_path)["custom_data_sync"] == {"synced": 1, "skipped": 7, "failed": 1}
     pending = list(PendingSyncs(reports_dir(tmp_path)).read(DAY))
     assert [customer for customer, _figures in pending] == ["user-1"]
+    (refused,) = [r for r in management_calls(logto) if r.path == "/api/users/user-1/custom-data"]
+    request_id = refused.headers["x-request-id"]
+    assert f"custom data of user user-1 not updated: HTTP 422 (user.invalid; request id {request_id})" in (
+        caplog.text
+    )
+
+
+def test_each_management_api_call_carries_its_own_request_id(env, logto):
+    assert main(["once", "--date", str(DAY)]) == 0
+    calls = management_calls(logto)
+    ids = [r.headers.get("x-request-id", "") for r in calls]
+    assert [r.method for r in calls].count("PATCH") == 2 and len(calls) == 11  # a GET each, 2 PATCHes
+    assert len(set(ids)) == len(calls) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
 def test_a_later_report_run_retries_an_earlier_days_sync(env, management, shop, tmp_path):
