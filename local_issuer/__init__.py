@@ -19,6 +19,7 @@ from .config import IssuerConfig, load_config
 from .errors import internal_server_error, management_error, oidc_error_response
 from .keys import SigningKeys
 from .logsafe import loggable
+from .management.requests import MAX_BODY_BYTES
 from .oauth import LocalAuthorizationServer
 from .tenant import STATE_FILE_NAME, Tenant
 from .users import UserStore
@@ -58,7 +59,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         ISSUER_STATE_DIR=DEFAULT_STATE_DIR,
         ISSUER_KEY_FILE=None,
         ISSUER_ROTATE_KEY=False,
-        MAX_CONTENT_LENGTH=1024 * 1024,
+        # One byte over the Management API's limit: werkzeug stops a chunked body at this size
+        # without an error, so the readers must be able to see that there was more.
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES + 1,
     )
     app.config.from_mapping(test_config or {})
     app.json.sort_keys = False  # keep Logto's field order in bodies

@@ -19,7 +19,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import json_response, management_error
 
-#: Logto's body limit (koa-body's default jsonLimit, 1 MB); the app's MAX_CONTENT_LENGTH is the same.
+#: Logto's body limit (koa-body's default jsonLimit, 1 MB); the app's MAX_CONTENT_LENGTH is one more.
 MAX_BODY_BYTES = 1024 * 1024
 #: How deeply a JSON body may nest; far more than any real body, far less than Python's stack.
 MAX_DEPTH = 64
