@@ -19,6 +19,7 @@ from ..tenant import new_id
 from . import bp
 from .requests import invalid_body, paginated, parse_body, read_json_body, read_page
 from .resources import Body
+from .search import search_filter
 from .state import users
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ def user_not_found() -> Response:
 @bp.get("/users")
 def list_users() -> Response:
     page = read_page(optional=False)
+    found = search_filter(("id", "primary_email", "primary_phone", "username", "name"))
     store = users()
-    return paginated([store.profile(user_id) for user_id in store.ids()], page)
+    profiles = [store.profile(user_id) for user_id in store.ids()]
+    return paginated([p for p in profiles if found(p)], page)
 
 
 @bp.post("/users")

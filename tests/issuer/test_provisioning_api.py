@@ -258,3 +258,47 @@ def test_users_list_and_create(api):
     listed = api.get("/users", params={"page_size": 100})
     assert user["id"] in [u["id"] for u in listed.json()]
     assert listed.headers["Total-Number"] == str(len(listed.json()))
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"search.name": "Shopping reader", "mode.name": "exact"}, ["Shopping reader"]),
+        ({"search.name": "shopping READER", "mode.name": "exact"}, ["Shopping reader"]),  # case-insensitive
+        ({"search.name": "shopping READER", "mode.name": "exact", "isCaseSensitive": "true"}, []),
+        ({"search": "%admin%"}, ["Shopping admin"]),  # like, any field: name or description
+        ({"search.name": "Shopping%"}, ["Shopping reader", "Shopping admin"]),
+        ({"search.name": "Shopping_admin"}, ["Shopping admin"]),  # "_": any one character
+        ({"search.name": "Shopping"}, []),  # like matches the whole value
+    ],
+)
+def test_role_search_as_logto(api, params, names):
+    response = api.get("/roles", params={**params, "page_size": 100})
+    assert response.status_code == 200, response.text
+    assert [r["name"] for r in response.json() if not r["name"].startswith("stock reader")] == names
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"search.secret": "x"}, "Search field `secret` is not valid, expect one of id, name, description."),
+        (
+            {"search.name": "a", "mode.name": "posix"},
+            "Search match mode `posix` is not valid, expect one of exact, like.",
+        ),
+        ({"search.name": ""}, "Search value cannot be empty."),
+        (
+            {"search.a.b": "x"},
+            "Unsupported nested search field path `a.b` detected. Only the first level field is supported.",
+        ),
+    ],
+)
+def test_bad_search_is_400(api, params, reason):
+    response = api.get("/roles", params=params)
+    assert response.status_code == 400
+    assert response.json() == {"code": "request.invalid_input", "message": f"Input is invalid. {reason}"}
+
+
+def test_application_search_by_name(api):
+    response = api.get("/applications", params={"search.name": "Stats worker", "mode.name": "exact"})
+    assert [a["id"] for a in response.json()] == ["m2m-stats-worker"]
