@@ -48,7 +48,8 @@ class SafeAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type 
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+        # The access log's atoms are made safe in atoms(); its record keeps gunicorn's SafeAtoms.
+        for handler in self.error_log.handlers:
             handler.addFilter(SafeArgsFilter())
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
