@@ -8,9 +8,11 @@ retried after the request may have reached the server.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 DEFAULT_TIMEOUT = (3.05, 30.0)  # (connect, read) seconds
@@ -22,7 +24,7 @@ MAX_RETRY_AFTER = 60.0
 class BoundedRetry(Retry):
     """``Retry`` that refuses to sleep longer than ``MAX_RETRY_AFTER`` on a server's say-so."""
 
-    def get_retry_after(self, response):  # type: ignore[override]
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         retry_after = super().get_retry_after(response)
         if retry_after is None:
             return None
@@ -36,7 +38,9 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.timeout = timeout
 
-    def request(self, method, url, **kwargs):  # type: ignore[override]
+    def request(  # type: ignore[override]  # takes the options after the URL by keyword only, as all callers pass them
+        self, method: str, url: str | bytes, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, **kwargs)
 

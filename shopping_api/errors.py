@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ def error_response(
     *,
     fields: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-):
+) -> Response:
     """Build ``{"error": ..., "error_description": ...[, "fields": {...}]}`` with ``status``."""
     body: dict[str, object] = {"error": error, "error_description": description}
     if fields:
@@ -29,7 +31,7 @@ def error_response(
     return response
 
 
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if exc.response is not None:  # abort(response): the response is already the answer
         return exc.response
     code = exc.code or 500
@@ -40,7 +42,7 @@ def _http_error(exc: HTTPException):
     return error_response(code, name, exc.description or exc.name, headers=headers)
 
 
-def _unexpected_error(exc: Exception):
+def _unexpected_error(exc: Exception) -> Response:
     # Log the trace for operators; the client gets a fixed message, never internals.
     log.exception("unhandled error")
     return error_response(500, "server_error", "the server could not complete the request")

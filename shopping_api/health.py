@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import ping
@@ -19,7 +20,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 @operation("Is the API up and its database reachable? (no token needed)", response=Health, errors=(503,))
-def healthz():
+def healthz() -> ResponseReturnValue:
     try:
         ping()
     except SQLAlchemyError as exc:

@@ -21,6 +21,8 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 #: Days GET /orders can be asked about (day boundaries must stay representable in every time zone).
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+#: ``date`` for annotations inside OrderListQuery, where the name is one of its fields.
+CalendarDay = date
 
 
 def _storable(value: str) -> str:
@@ -134,7 +136,7 @@ class ProductPatch(Body):
 
     @field_validator("*")
     @classmethod
-    def _not_null(cls, value):
+    def _not_null(cls, value: object) -> object:
         # Runs only for fields the client sent: omitted means "keep", null is a mistake.
         if value is None:
             raise ValueError("must not be null; leave the field out to keep its value")
@@ -190,7 +192,7 @@ class OrderListQuery(Query):
         return value
 
     @property
-    def day(self) -> date:
+    def day(self) -> CalendarDay:
         return date.fromisoformat(self.date)
 
 

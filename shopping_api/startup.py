@@ -14,7 +14,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from gunicorn.workers.base import Worker
 
 #: gunicorn's ``Arbiter.WORKER_BOOT_ERROR``: "halt, do not respawn".
 BOOT_ERROR = 3
@@ -36,13 +41,13 @@ def exit_for_bad_setting(problem: str) -> NoReturn:
     raise SystemExit(BOOT_ERROR)
 
 
-def _gunicorn_worker():
+def _gunicorn_worker() -> Worker | None:
     """The gunicorn worker loading us (None in the arbiter, as with --preload, or outside gunicorn)."""
     if "gunicorn.workers.base" not in sys.modules:
         return None
     from gunicorn.workers.base import Worker
 
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         candidate = frame.f_locals.get("self")
         if isinstance(candidate, Worker):
@@ -66,7 +71,7 @@ def _elected(marker: Path) -> bool:
         return False
 
 
-def _wait_to_be_stopped(worker, marker: Path) -> NoReturn:
+def _wait_to_be_stopped(worker: Worker, marker: Path) -> NoReturn:
     # gunicorn's own signal handler clears ``alive`` when the arbiter tells the workers to stop.
     # By then every sibling has been told too, and one still importing checks ``alive`` before
     # the election, so removing the marker cannot elect a second worker.
