@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -53,7 +54,7 @@ class CustomDataSync:
         counts = {"synced": 0, "skipped": 0, "failed": 0}
         denied: list[str] = []
 
-        def collect(done: Iterable[Future]) -> None:
+        def collect(done: Iterable[Future[str]]) -> None:
             for future in done:
                 customer_id = pending_ids.pop(future)
                 try:
@@ -68,9 +69,9 @@ class CustomDataSync:
                 if outcome == "skipped" and counts["skipped"] <= LOGGED_SKIPS:
                     log.info("user %s is not in Logto; skipped", customer_id)
 
-        pending_ids: dict[Future, str] = {}
+        pending_ids: dict[Future[str], str] = {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="custom-data") as pool:
-            pending: set[Future] = set()
+            pending: set[Future[str]] = set()
             for customer_id, figures in customers:
                 if denied:  # every further call would be refused the same way
                     counts["failed"] += 1
@@ -127,7 +128,7 @@ class CustomDataSync:
         )
         return "failed"
 
-    def _merge(self, custom_data: object, day: dt.date, figures: CustomerFigures) -> dict | None:
+    def _merge(self, custom_data: object, day: dt.date, figures: CustomerFigures) -> dict[str, Any] | None:
         """The new value of ``shopping`` (this day's entry set, other keys and days kept), or None
         when the day is older than the newest ``keep_days`` days and so would not be kept."""
         shopping = custom_data.get(CUSTOM_DATA_KEY) if isinstance(custom_data, dict) else None

@@ -7,6 +7,7 @@ import datetime as dt
 import gc
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,7 +35,7 @@ def yesterday(tz: dt.tzinfo, now: dt.datetime | None = None) -> dt.date:
 
 
 @contextlib.contextmanager
-def cyclic_gc_paused():
+def cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a day is tallied.
 
     Pages and tallies hold no reference cycles, so reference counting frees everything; the
@@ -57,7 +58,7 @@ class ReportJob:
         self.settings = settings
         self.out = out or sys.stdout
         timeout = settings.stats_http_timeout_seconds
-        http = {
+        http: dict[str, Any] = {
             "retries": settings.stats_http_retries,
             "backoff_factor": settings.stats_http_backoff_seconds,
             "timeout": (min(5.0, timeout), timeout),

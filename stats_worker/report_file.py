@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ STALE_TEMP_SECONDS = 300
 
 
 @contextlib.contextmanager
-def reports_lock(reports_dir: Path):
+def reports_lock(reports_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``reports_dir`` across processes while a day is built.
 
     ``run``, ``once`` and ``backfill`` may run side by side; the custom-data sync reads each

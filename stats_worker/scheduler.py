@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -115,7 +116,7 @@ class DailyScheduler:
         log.info("stats worker stopped")
         return 0
 
-    def _on_signal(self, signum: int, _frame) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():
             log.info("%s again: still waiting for the report in progress", signal.Signals(signum).name)
             return
