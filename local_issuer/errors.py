@@ -11,6 +11,7 @@ Management API (Logto's RequestError): ``{"code": "<area>.<name>", "message": <p
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 from flask import Response, json
@@ -55,14 +56,14 @@ class InvalidTargetError(OAuth2Error):
     error = "invalid_target"
 
 
-def json_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     response = Response(json.dumps(body), status=status, content_type=JSON_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
 
 
-def oidc_error_body(error: str, description: str | None) -> dict:
+def oidc_error_body(error: str, description: str | None) -> dict[str, Any]:
     body = {
         "code": f"oidc.{error}",
         "message": OIDC_PHRASES.get(error, f"An OIDC error occurred: oidc.{error}."),

@@ -10,13 +10,20 @@ import functools
 import json
 import logging
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 from logto_m2m.logto import MANAGEMENT_API_SCOPE, OSS_MANAGEMENT_API_RESOURCE
 
 from .errors import json_response, management_error
 from .tokens import InvalidAccessToken, verify_access_token
+
+if TYPE_CHECKING:
+    from .users import UserStore
+
+P = ParamSpec("P")
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +32,11 @@ bp = Blueprint("management", __name__, url_prefix="/api")
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def require_management_token(view):
+def require_management_token(view: Callable[P, Response]) -> Callable[P, Response]:
     """Answer 401/403 as Logto does unless the request carries a Management API token with ``all``."""
 
     @functools.wraps(view)
-    def wrapped(*args, **kwargs):
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> Response:
         issuer = current_app.extensions["local_issuer"]
         header = request.headers.get("Authorization")
         if not header:
@@ -53,30 +60,30 @@ def require_management_token(view):
     return wrapped
 
 
-def _known_user(user_id: str):
-    users = current_app.extensions["local_issuer"].users
+def _known_user(user_id: str) -> tuple[UserStore, Response | None]:
+    users: UserStore = current_app.extensions["local_issuer"].users
     if not users.exists(user_id):
-        return None, management_error(404, "entity.not_exists_with_id", name="users", id=user_id)
+        return users, management_error(404, "entity.not_exists_with_id", name="users", id=user_id)
     return users, None
 
 
 @bp.get("/users/<user_id>")
 @require_management_token
-def get_user(user_id: str):
+def get_user(user_id: str) -> Response:
     users, error = _known_user(user_id)
     return error or json_response(200, users.profile(user_id))
 
 
 @bp.get("/users/<user_id>/custom-data")
 @require_management_token
-def get_custom_data(user_id: str):
+def get_custom_data(user_id: str) -> Response:
     users, error = _known_user(user_id)
     return error or json_response(200, users.custom_data(user_id))
 
 
 @bp.patch("/users/<user_id>/custom-data")
 @require_management_token
-def patch_custom_data(user_id: str):
+def patch_custom_data(user_id: str) -> Response:
     users, error = _known_user(user_id)
     if error:
         return error
@@ -93,7 +100,7 @@ def patch_custom_data(user_id: str):
     return json_response(200, merged)
 
 
-def _custom_data_body() -> dict | None:
+def _custom_data_body() -> dict[str, Any] | None:
     """``customData`` of a ``{"customData": {...}}`` JSON body, or None when the body is not that."""
     if request.mimetype != "application/json":
         return None

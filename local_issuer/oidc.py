@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app
 
 from .errors import json_response
+
+if TYPE_CHECKING:
+    from . import LocalIssuer
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
 
 
-def _issuer():
-    return current_app.extensions["local_issuer"]
+def _issuer() -> LocalIssuer:
+    issuer: LocalIssuer = current_app.extensions["local_issuer"]
+    return issuer
 
 
-def metadata(issuer: str) -> dict:
+def metadata(issuer: str) -> dict[str, Any]:
     """What this issuer serves, in OpenID Connect Discovery / RFC 8414 terms.
 
     Only what is really served is listed: client_credentials at the token endpoint, with the two
@@ -32,12 +38,12 @@ def metadata(issuer: str) -> dict:
 
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
-def discovery():
+def discovery() -> Response:
     return json_response(200, metadata(_issuer().issuer), {"Access-Control-Allow-Origin": "*"})
 
 
 @bp.get("/jwks")
-def jwks():
+def jwks() -> Response:
     # Logto serves the key set uncached: caching (and refetching on an unknown kid) is the client's job.
     response = json_response(
         200, _issuer().keys.public_jwks(), {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
@@ -47,5 +53,5 @@ def jwks():
 
 
 @bp.post("/token")
-def token():
+def token() -> Response:
     return _issuer().oauth.create_token_response()
