@@ -12,6 +12,7 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -101,7 +102,7 @@ class Demo:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _narrate_exchange(self, response: requests.Response, **kwargs) -> None:
+    def _narrate_exchange(self, response: requests.Response, **kwargs: Any) -> None:
         if self.show_next:
             self.show_next = False
             self.say.exchange(response)
@@ -297,7 +298,7 @@ class Demo:
             json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"},
         )
 
-    def create_catalog(self) -> list[dict]:
+    def create_catalog(self) -> list[dict[str, Any]]:
         self.say.step("Create the catalog (write:products)")
         products = []
         for i, (sku, name, price, currency) in enumerate(CATALOG):
@@ -320,21 +321,21 @@ class Demo:
         self.say.table([(p["sku"], f"{p['name']}, {money(p['price'], p['currency'])}") for p in products])
         return products
 
-    def place_orders(self, products: list[dict]) -> tuple[dt.date, list[dict]]:
+    def place_orders(self, products: list[dict[str, Any]]) -> tuple[dt.date, list[dict[str, Any]]]:
         self.say.step("Place orders (write:orders)")
         self.say.say(
             "The customers are Logto user ids of the issuer's users. An order's items share its currency."
         )
         self.say.line()
         rng = random.Random(2026)  # noqa: S311 -- sample data, the same orders on every run
-        by_currency = defaultdict(list)
+        by_currency: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         for product in products:
             by_currency[product["currency"]].append(product)
         orders = []
         for i in range(ORDERS):
             currency = sorted(by_currency)[i % len(by_currency)]
             picks = rng.sample(by_currency[currency], rng.randint(1, len(by_currency[currency])))
-            body = {
+            body: dict[str, Any] = {
                 "customer_id": CUSTOMERS[i % len(CUSTOMERS)],
                 "items": [{"product_id": p["id"], "quantity": rng.randint(1, 3)} for p in picks],
             }
@@ -343,7 +344,7 @@ class Demo:
             response.raise_for_status()
             orders.append(response.json())
         day = dt.datetime.fromisoformat(orders[0]["created_at"]).astimezone(dt.UTC).date()
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for order in orders:
             totals[order["currency"]] += order["total"]
         self.say.line()
@@ -370,7 +371,7 @@ class Demo:
         if result.returncode != 0:
             raise RuntimeError(f"stats-worker once exited with status {result.returncode}")
 
-    def read_custom_data(self, orders: list[dict]) -> None:
+    def read_custom_data(self, orders: list[dict[str, Any]]) -> None:
         self.say.step("Read a customer's custom data through the Management API")
         customer = orders[0]["customer_id"]
         client = self.token_client(WORKER_APP)
@@ -388,7 +389,7 @@ class Demo:
         )
         response.raise_for_status()
 
-    def check_report(self, day: dt.date, orders: list[dict]) -> None:
+    def check_report(self, day: dt.date, orders: list[dict[str, Any]]) -> None:
         self.say.step("Check the report against the orders placed")
         path = self.reports / f"{day.isoformat()}.json"
         report = json.loads(path.read_text(encoding="utf-8"))
