@@ -15,11 +15,12 @@ import sys
 
 import pytest
 import requests
+import yaml
 from dotenv import dotenv_values
 
 from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
 
-from .conftest import BOOTSTRAP_APP, BOOTSTRAP_TENANT, MANAGEMENT, start_issuer
+from .conftest import BOOTSTRAP_APP, BOOTSTRAP_TENANT, FULL_TENANT, MANAGEMENT, start_issuer
 
 SHOPPING = "https://shopping.api"
 #: default.yaml on the bootstrap tenant: Shopping API + 4 scopes, 2 roles, 2 apps created; Logto's
@@ -219,21 +220,23 @@ def test_a_changed_ttl_is_updated_and_what_the_file_does_not_mention_is_kept(
 
 
 def test_a_role_missing_a_scope_and_an_app_missing_a_role_are_completed(fresh_issuer, provision, tmp_path):
-    assert provision(fresh_issuer, "--env-file", str(tmp_path / ".env")).status == 0
-    env = dotenv_values(tmp_path / ".env")
-    reader = next(r for r in fresh_issuer.listing("/roles") if r["name"] == "Shopping reader")
-    orders = next(
-        s for s in fresh_issuer.listing(f"/roles/{reader['id']}/scopes") if s["name"] == "read:orders"
-    )
-    assert fresh_issuer.api("DELETE", f"/roles/{reader['id']}/scopes/{orders['id']}").ok
-    assert fresh_issuer.api("DELETE", f"/applications/{env['LOGTO_APP_ID']}/roles/{reader['id']}").ok
+    smaller = yaml.safe_load(FULL_TENANT.read_text())
+    smaller["roles"][0]["scopes"]["https://shopping.api"] = ["read:products"]  # Shopping reader
+    smaller["applications"][0]["roles"] = ["Logto Management API access"]  # Stats worker
+    (tmp_path / "smaller.yaml").write_text(yaml.safe_dump(smaller))
+    assert provision(fresh_issuer, "--tenant", str(tmp_path / "smaller.yaml")).status == 0
+    worker_id = dotenv_values(tmp_path / ".env")["LOGTO_APP_ID"]
 
-    run = provision(fresh_issuer, "--env-file", str(tmp_path / ".env"))
+    run = provision(fresh_issuer)
+    assert run.status == 0, run.out + run.err
     assert run.lines[-1] == "created 0, updated 2, unchanged 10, conflicts 0"
     assert 'updated       role "Shopping reader": add read:orders' in run.lines
-    assert (
-        f'updated       app "Stats worker": {env["LOGTO_APP_ID"]}, assign roles Shopping reader' in run.lines
-    )
+    assert f'updated       app "Stats worker": {worker_id}, assign roles Shopping reader' in run.lines
+    reader = next(r for r in fresh_issuer.listing("/roles") if r["name"] == "Shopping reader")
+    assert {s["name"] for s in fresh_issuer.listing(f"/roles/{reader['id']}/scopes")} == {
+        "read:products",
+        "read:orders",
+    }
 
 
 def test_two_apps_of_one_name_are_a_conflict_left_alone(fresh_issuer, provision, tmp_path):
