@@ -39,6 +39,8 @@ WORKER_SCOPES = "read:orders read:products"
 #: The customers: users of the tenant file, created by provisioning; Logto assigns their ids.
 CUSTOMER_USERNAMES = ("alice", "bob", "carol", "dave")
 #: A Management API request line in the local issuer's access log: `127.0.0.1 "POST /api/roles" 200 ...`.
+#: A Logto-assigned id in a logged path (ids carry digits; route words such as "custom-data" do not).
+ID_SEGMENT = re.compile(r"/(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{10,}")
 MANAGEMENT_REQUEST = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/\S*)" (\d{3})')
 ORDERS = 12
 #: (sku, name, price in minor units, currency): a catalog in two currencies.
@@ -263,12 +265,17 @@ class Demo:
         self.say.say("The Management API requests it sent, as the issuer logged them:")
         self.say.line()
         requests_sent = Counter(
-            f"{method} {status} {re.sub(r'/[A-Za-z0-9_-]{10,}', '/{id}', path)}"
+            (method, ID_SEGMENT.sub("/{id}", path), status)
             for method, path, status in MANAGEMENT_REQUEST.findall(self._log_since(log, seen))
         )
-        self.say.table([(f"{count} x", what) for what, count in requests_sent.items()])
+        self.say.table(
+            [
+                (f"{method} {path}", f"-> {status}" + (f" (x{count})" if count > 1 else ""))
+                for (method, path, status), count in requests_sent.items()
+            ]
+        )
         self.say.line()
-        self.say.line("$ logto-m2m provision --env-file " + CREDENTIALS + "   # again", indent=2)
+        self.say.line(f"$ logto-m2m provision --env-file {CREDENTIALS} --with-users   # again", indent=2)
         again = run_program(argv, env=env, cwd=self.workdir)
         self.show_output("\n".join(again.stdout.splitlines()[-2:]))
         if again.returncode != 0:
