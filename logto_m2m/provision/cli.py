@@ -18,7 +18,7 @@ from local_issuer.config import ConfigError, IssuerConfig, default_config_path, 
 from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE
 from logto_m2m.settings import ProjectSettings, SettingsError, http_url, load_settings, resource_indicator
 
-from .envfile import EnvFileError, read_env, update_env
+from .envfile import EnvFileError, check_writable, read_env, update_env
 from .management import ManagementApi, ProvisionError
 from .reconcile import Provisioner, Summary
 
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{'Planning' if args.dry_run else 'Provisioning'} {source} into {settings.logto_endpoint} "
             f"(Management API {settings.logto_management_api_resource})"
         )
+        if not args.dry_run and any(app.env for app in tenant.applications):
+            check_writable(args.env_file)
         api.authenticate()
         provisioner = Provisioner(api, tenant, dry_run=args.dry_run, with_users=args.with_users)
         outcome = provisioner.run()

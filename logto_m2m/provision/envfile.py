@@ -9,6 +9,7 @@ replaced where it stands, a new one is appended. The result is written atomicall
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def _line(name: str, value: str) -> str:
     if "'" in value or "\n" in value:
         raise EnvFileError(f"the value for {name} cannot be written to an env file (quote or newline)")
     return f"{name}='{value}'\n"
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before anything is provisioned, if ``path`` cannot be written."""
+    if path.is_dir():
+        raise EnvFileError(f"{path}: is a directory; --env-file must name a file")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("/"))
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK)):
+        raise EnvFileError(f"{path}: cannot be written (no permission); choose another --env-file")
 
 
 def read_env(path: Path) -> dict[str, str | None]:

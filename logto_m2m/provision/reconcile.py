@@ -36,6 +36,8 @@ INTERNAL_SECRET_PREFIX = "#internal:"  # noqa: S105 -- a marker Logto uses, not 
 PLANNED = "(planned)"
 
 Output = Callable[[str], None]
+#: What a POST to a route's last segment creates, for error messages.
+KINDS = {"resources": "resource", "scopes": "scope", "roles": "role", "applications": "app", "users": "user"}
 
 
 @dataclass
@@ -382,7 +384,14 @@ class Provisioner:
         """POST a new object; None in a dry run."""
         if self.dry_run:
             return None
-        created = self.api.send("POST", path, *ids, body=body)
+        try:
+            created = self.api.send("POST", path, *ids, body=body)
+        except ManagementApiError as exc:
+            kind = KINDS.get(path.rsplit("/", 1)[-1], "object")
+            key = body.get("indicator") or body.get("name") or body.get("username")
+            raise ManagementApiError(
+                f"creating {kind} {key!r} failed: {exc}", status=exc.status, code=exc.code
+            ) from None
         if not isinstance(created, dict) or not isinstance(created.get("id"), str):
             raise ManagementApiError(
                 f"POST {self.api.url(path, *ids)} answered without the new object's id: is LOGTO_ENDPOINT "

@@ -354,3 +354,34 @@ def test_missing_bootstrap_credentials(provision):
     assert_stopped(
         run, "LOGTO_ADMIN_APP_ID: is required but not set; LOGTO_ADMIN_APP_SECRET: is required but not set"
     )
+
+
+def test_env_file_that_cannot_be_written_stops_before_any_change(fresh_issuer, provision, tmp_path):
+    before = fresh_issuer.snapshot()
+    (tmp_path / "a-directory").mkdir()
+    run = provision(fresh_issuer, "--env-file", str(tmp_path / "a-directory"))
+    assert_stopped(run, "a-directory: is a directory; --env-file must name a file")
+    assert fresh_issuer.snapshot() == before
+
+
+def test_an_error_part_way_says_what_was_done_and_a_rerun_completes(fresh_issuer, provision, tmp_path):
+    tenant = yaml.safe_load(FULL_TENANT.read_text())
+    long_name = "Shopping reader " + "x" * 120  # Logto's role names are at most 128 characters
+    tenant["roles"][0]["name"] = long_name
+    tenant["applications"][0]["roles"] = [long_name]
+    (tmp_path / "tenant.yaml").write_text(yaml.safe_dump(tenant))
+    run = provision(fresh_issuer, "--tenant", str(tmp_path / "tenant.yaml"))
+    assert run.status == 1
+    assert run.err.startswith(f"error: creating role '{long_name}' failed: POST ")
+    assert "answered HTTP 400 (guard.invalid_input" in run.err
+    assert run.lines[-2:] == [
+        "Stopped part-way: the lines above are what was done. Fix the error and run again; "
+        "what exists is found, not created twice. No credentials were written.",
+        "created 5, updated 0, unchanged 2, conflicts 0",
+    ]
+    assert [line.split()[0] for line in run.lines[1:-2]] == ["created"] * 5 + ["unchanged"] * 2
+    assert not (tmp_path / ".env").exists()
+
+    rerun = provision(fresh_issuer)  # the file fixed: the packaged one
+    assert rerun.status == 0, rerun.out + rerun.err
+    assert rerun.lines[-1] == "created 4, updated 0, unchanged 8, conflicts 0"
