@@ -21,6 +21,7 @@ from logto_m2m.settings import ProjectSettings, SettingsError, load_settings
 from . import DEFAULT_STATE_DIR, create_app
 from .config import ConfigError, default_config_path
 from .keys import KeyFileError
+from .tenant import TenantStateError
 from .users import UserStoreError
 
 THREADS = 32
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ISSUER_ROTATE_KEY": args.rotate_key,
             }
         )
-    except (ConfigError, KeyFileError, UserStoreError) as exc:
+    except (ConfigError, KeyFileError, UserStoreError, TenantStateError) as exc:
         listener.close()
         print(f"local-issuer: {exc}", file=sys.stderr)
         return 2
