@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 from dotenv import dotenv_values
 
+from local_issuer.config import bootstrap_config_path
 from logto_m2m.http import make_session
 from logto_m2m.logto import MANAGEMENT_API_SCOPE, OSS_MANAGEMENT_API_RESOURCE, issuer_for
 from stats_worker.report import format_money as money
@@ -27,8 +28,8 @@ from .services import Service, Services, free_port, run_program
 RESOURCE = "https://shopping.api"
 #: The tenant the local issuer starts with: what a fresh Logto holds after the one console step
 #: (Logto's Management API, its access role, the bootstrap app). Public, local-only credentials.
-BOOTSTRAP_TENANT = Path(__file__).with_name("bootstrap-tenant.yaml")
-BOOTSTRAP_APP = ("m2m-bootstrap", "bootstrap-local-secret")
+BOOTSTRAP_TENANT = bootstrap_config_path()
+BOOTSTRAP_APP = ("m2m-bootstrap-admin", "bootstrap-admin-local-secret")
 #: Where `logto-m2m provision` writes the credentials Logto assigns to the apps of the tenant file
 #: (local_issuer/default.yaml names the variables with `env:`).
 CREDENTIALS = "credentials.env"

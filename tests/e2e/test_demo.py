@@ -21,7 +21,7 @@ from tests.support import clean_env
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = ("admin-local-secret", "stats-worker-local-secret", "bootstrap-local-secret")
+SECRETS = ("admin-local-secret", "stats-worker-local-secret", "bootstrap-admin-local-secret")
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
 SERVICE_URL = re.compile(r"^\s+(local issuer|shopping API)\s+http://127\.0\.0\.1:(\d+)", re.MULTILINE)
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from local_issuer.config import bootstrap_config_path, default_config_path
 from logto_m2m.provision.cli import main
 from tests.support import ServerProcess, clean_env, free_port, is_setting, script
 
-ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP_TENANT = ROOT / "demo" / "bootstrap-tenant.yaml"
-FULL_TENANT = ROOT / "local_issuer" / "default.yaml"
-BOOTSTRAP_APP = ("m2m-bootstrap", "bootstrap-local-secret")
+BOOTSTRAP_TENANT = bootstrap_config_path()
+FULL_TENANT = default_config_path()
+BOOTSTRAP_APP = ("m2m-bootstrap-admin", "bootstrap-admin-local-secret")
 MANAGEMENT = "https://default.logto.app/api"
 
 

@@ -62,7 +62,7 @@ def test_first_run_creates_the_tenant_and_writes_credentials(provisioned):
     issuer, root, before, result = provisioned
     assert result.returncode == 0, result.stdout + result.stderr
     assert [r["indicator"] for r in before["resources"]] == [MANAGEMENT]
-    assert [a["name"] for a in before["apps"]] == ["Provisioning (bootstrap)"]
+    assert [a["name"] for a in before["apps"]] == ["Bootstrap admin"]
     lines = result.stdout.splitlines()
     assert lines[-1] == "created 13, updated 0, unchanged 3, conflicts 0"  # FIRST_RUN + 4 users
     assert "created       resource https://shopping.api: 'Shopping API', token TTL 3600 s" in lines
