@@ -29,8 +29,8 @@ M2M = "MachineToMachine"
 #: The secret Logto creates with every M2M app (GET /api/applications/{id}/secrets); the Console
 #: shows it as the App secret, and it is what HTTP Basic client authentication takes.
 DEFAULT_SECRET_NAME = "Default secret"  # noqa: S105 -- a name Logto gives secrets, not one
-#: Logto's legacy application secret (the ``secret`` field of an app) starts with this since v1.42:
-#: the field is then no longer the usable secret, the entries of /secrets are.
+#: Logto's legacy application secret (the ``secret`` field of an app) starts with this (recorded from
+#: Logto OSS v1.37): an internal value, not the App secret; the entries of /secrets are what to use.
 INTERNAL_SECRET_PREFIX = "#internal:"  # noqa: S105 -- a marker Logto uses, not a secret
 #: An id for an object a dry run would create (never sent anywhere).
 PLANNED = "(planned)"
@@ -343,7 +343,7 @@ class Provisioner:
         except ManagementApiError as exc:
             if exc.status != 404:
                 raise
-            # Logto before the secrets API (v1.26): the app's own ``secret`` field is the secret.
+            # A Logto without the secrets API: the app's own ``secret`` field is the secret.
             legacy = self.api.get_json("/applications/{}", app_id).get("secret")
             usable = isinstance(legacy, str) and legacy and not legacy.startswith(INTERNAL_SECRET_PREFIX)
             return legacy if usable else None
