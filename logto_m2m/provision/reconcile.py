@@ -86,7 +86,7 @@ class Provisioner:
         self.outcome = Outcome()
         #: (indicator as registered in Logto, scope name) -> scope id; missing: unknown/conflict.
         self.scope_ids: dict[tuple[str, str], str] = {}
-        #: role name -> id of the M2M role in Logto (PLANNED in a dry run); missing: conflict.
+        #: role name -> id of the M2M role in Logto ("(planned) name" in a dry run); missing: conflict.
         self.role_ids: dict[str, str] = {}
         self._resource_list: list[Json] | None = None
 
@@ -244,8 +244,8 @@ class Provisioner:
                 "type": M2M,
                 "scopeIds": list(wanted),
             }
-            created = None if any(i.startswith(PLANNED) for i in wanted) else self.create("/roles", body=body)
-            self.role_ids[role.name] = str(created["id"]) if created else PLANNED
+            created = self.create("/roles", body=body)  # a dry run sends nothing, planned ids included
+            self.role_ids[role.name] = str(created["id"]) if created else f"{PLANNED} {role.name}"
             self.report("created", what, "machine-to-machine, " + _names(wanted.values()))
             return
         if found.get("type") != M2M:
@@ -311,7 +311,7 @@ class Provisioner:
             present = {str(r["id"]) for r in self.api.list_all("/applications/{}/roles", app_id)}
             missing = {rid: role for rid, role in role_ids.items() if rid not in present}
             if missing:
-                if not self.dry_run and PLANNED not in missing:
+                if not self.dry_run:
                     self.api.send("POST", "/applications/{}/roles", app_id, body={"roleIds": list(missing)})
                 self.report("updated", what, f"{app_id}, assign roles " + _names(missing.values()))
             else:
