@@ -385,3 +385,31 @@ def test_an_error_part_way_says_what_was_done_and_a_rerun_completes(fresh_issuer
     rerun = provision(fresh_issuer)  # the file fixed: the packaged one
     assert rerun.status == 0, rerun.out + rerun.err
     assert rerun.lines[-1] == "created 4, updated 0, unchanged 8, conflicts 0"
+
+
+def test_lists_are_read_past_the_first_page(fresh_issuer, provision, tmp_path):
+    scopes = [f"scope:{n:03}" for n in range(150)]  # Logto's pages hold at most 100
+    tenant = {"resources": [{"name": "Many", "indicator": "https://many.api", "scopes": scopes}]}
+    (tmp_path / "many.yaml").write_text(yaml.safe_dump(tenant))
+    first = provision(fresh_issuer, "--tenant", str(tmp_path / "many.yaml"))
+    assert first.lines[-1] == "created 151, updated 0, unchanged 0, conflicts 0", first.out + first.err
+    again = provision(fresh_issuer, "--tenant", str(tmp_path / "many.yaml"))
+    assert again.lines[-1] == "created 0, updated 0, unchanged 151, conflicts 0", again.out + again.err
+
+
+def test_dry_run_names_every_role_an_existing_app_would_get(fresh_issuer, provision, tmp_path):
+    tenant = yaml.safe_load(FULL_TENANT.read_text())
+    smaller = {**tenant, "roles": tenant["roles"][2:], "applications": [dict(tenant["applications"][0])]}
+    smaller["applications"][0]["roles"] = ["Logto Management API access"]
+    (tmp_path / "smaller.yaml").write_text(yaml.safe_dump(smaller))
+    assert provision(fresh_issuer, "--tenant", str(tmp_path / "smaller.yaml")).status == 0
+    worker_id = dotenv_values(tmp_path / ".env")["LOGTO_APP_ID"]
+    tenant["applications"][0]["roles"] = ["Shopping reader", "Shopping admin", "Logto Management API access"]
+    (tmp_path / "bigger.yaml").write_text(yaml.safe_dump(tenant))
+
+    run = provision(fresh_issuer, "--tenant", str(tmp_path / "bigger.yaml"), "--dry-run")
+    assert run.status == 0, run.out + run.err
+    assert (
+        f'would update  app "Stats worker": {worker_id}, assign roles Shopping reader, Shopping admin'
+        in run.lines
+    )
