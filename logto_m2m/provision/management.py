@@ -97,6 +97,11 @@ class ManagementApi:
                 f"the bootstrap app was granted no Management API permission `all` for {self.resource}: "
                 + BOOTSTRAP_HINT
             )
+        if exc.error == "invalid_request" and "unrecognized route" in (exc.error_description or ""):
+            return (
+                f"{self.endpoint}/oidc/token is not a Logto token endpoint ({exc.error_description}): set "
+                "LOGTO_ENDPOINT to the Logto base URL, without /oidc or /api"
+            )
         if exc.status is None:
             return (
                 f"cannot reach Logto at {self.endpoint}: check LOGTO_ENDPOINT (the Logto base URL, e.g. "

@@ -318,6 +318,14 @@ def test_wrong_endpoint(provision, tmp_path):
     assert "check LOGTO_ENDPOINT" in run.err
 
 
+def test_endpoint_with_the_oidc_path(fresh_issuer, provision, tmp_path):
+    run = provision(
+        fresh_issuer, "--env-file", str(tmp_path / ".env"), LOGTO_ENDPOINT=fresh_issuer.url + "/oidc"
+    )
+    assert_stopped(run, f"{fresh_issuer.url}/oidc/oidc/token is not a Logto token endpoint")
+    assert "set LOGTO_ENDPOINT to the Logto base URL, without /oidc or /api" in run.err
+
+
 def test_management_api_indicator_of_another_tenant(fresh_issuer, provision, tmp_path):
     before = fresh_issuer.snapshot()
     run = provision(
