@@ -46,6 +46,12 @@ class SafeArgsFilter(logging.Filter):
 class SafeAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
     """gunicorn's logger, with every access-log atom (path, user agent, ...) made loggable."""
 
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # The access log's atoms are made safe in atoms(); its record keeps gunicorn's SafeAtoms.
+        for handler in self.error_log.handlers:
+            handler.addFilter(SafeArgsFilter())
+
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         for name, value in atoms.items():  # in place: gunicorn's SafeAtoms also answers header lookups

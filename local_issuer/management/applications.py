@@ -27,7 +27,8 @@ from ..tenant import (
 from . import bp
 from .requests import paginated, parse_body, read_page
 from .resources import Body
-from .roles import role_not_found
+from .roles import ROLE_FIELDS, role_not_found
+from .search import search_filter
 from .state import tenant
 
 #: The application types this issuer can hold (Logto's, less Protected and SAML apps).
@@ -57,9 +58,14 @@ def app_not_found(app_id: str) -> Response:
 def list_applications() -> Response:
     page = read_page(optional=True)
     types = set(request.args.getlist("types"))
+    found = search_filter(("id", "name", "description"))
     state = tenant()
     with state.lock:
-        items = [a.body() for a in state.applications.values() if not types or a.type in types]
+        items = [
+            a.body()
+            for a in state.applications.values()
+            if (not types or a.type in types) and found(a.body())
+        ]
     return paginated(items, page)
 
 
@@ -110,7 +116,9 @@ def list_application_roles(app_id: str) -> Response:
         app = _m2m_app(app_id)
         if isinstance(app, Response):
             return app
-        items = [state.roles[r].body() for r in app.role_ids if state.roles[r].type == M2M]
+        found = search_filter(ROLE_FIELDS)
+        roles = [state.roles[r].body() for r in app.role_ids if state.roles[r].type == M2M]
+        items = [role for role in roles if found(role)]
     return paginated(items, page)
 
 

@@ -9,7 +9,11 @@ from ..errors import json_response, management_error
 from ..tenant import ResourceRecord, ScopeRecord, new_id, now_ms
 from . import bp
 from .requests import paginated, parse_body, read_page
+from .search import search_filter
 from .state import tenant
+
+#: The fields a scope search looks at (Logto's scopes search fields).
+SCOPE_FIELDS = ("id", "name", "description")
 
 
 class Body(BaseModel):
@@ -96,9 +100,10 @@ def update_resource(resource_id: str) -> Response:
 @bp.get("/resources/<resource_id>/scopes")
 def list_scopes(resource_id: str) -> Response:
     page = read_page(optional=False)  # always paginated in Logto
+    found = search_filter(SCOPE_FIELDS)
     state = tenant()
     with state.lock:
-        items = [s.body() for s in state.scopes_of_resource(resource_id)]
+        items = [s.body() for s in state.scopes_of_resource(resource_id) if found(s.body())]
     return paginated(items, page)
 
 

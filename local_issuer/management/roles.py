@@ -11,8 +11,12 @@ from ..errors import json_response, management_error
 from ..tenant import RoleRecord, new_id
 from . import bp
 from .requests import paginated, parse_body, read_page
-from .resources import Body
+from .resources import SCOPE_FIELDS, Body
+from .search import search_filter
 from .state import tenant
+
+#: The fields a role search looks at (Logto's roles search fields).
+ROLE_FIELDS = ("id", "name", "description")
 
 
 class CreateRole(Body):
@@ -56,9 +60,12 @@ def _listed(role: RoleRecord) -> dict[str, Any]:
 def list_roles() -> Response:
     page = read_page(optional=False)
     wanted_type = request.args.get("type")
+    found = search_filter(ROLE_FIELDS)
     state = tenant()
     with state.lock:
-        items = [_listed(r) for r in state.roles.values() if wanted_type in (None, r.type)]
+        items = [
+            _listed(r) for r in state.roles.values() if wanted_type in (None, r.type) and found(r.body())
+        ]
     return paginated(items, page)
 
 
@@ -113,10 +120,12 @@ def list_role_scopes(role_id: str) -> Response:
         role = state.roles.get(role_id)
         if role is None:
             return role_not_found(role_id)
+        found = search_filter(SCOPE_FIELDS)
         items = []
         for scope_id in role.scope_ids:
             scope = state.scopes[scope_id]
-            items.append({**scope.body(), "resource": state.resources[scope.resource_id].body()})
+            if found(scope.body()):
+                items.append({**scope.body(), "resource": state.resources[scope.resource_id].body()})
     return paginated(items, page)
 
 

@@ -19,6 +19,7 @@ from ..tenant import new_id
 from . import bp
 from .requests import invalid_body, paginated, parse_body, read_json_body, read_page
 from .resources import Body
+from .search import search_filter
 from .state import users
 
 log = logging.getLogger(__name__)
@@ -38,18 +39,16 @@ def user_not_found() -> Response:
 @bp.get("/users")
 def list_users() -> Response:
     page = read_page(optional=False)
+    found = search_filter(("id", "primary_email", "primary_phone", "username", "name"))
     store = users()
-    return paginated([store.profile(user_id) for user_id in store.ids()], page)
+    profiles = [store.profile(user_id) for user_id in store.ids()]
+    return paginated([p for p in profiles if found(p)], page)
 
 
 @bp.post("/users")
 def create_user() -> Response:
     body = parse_body(CreateUser)
     store = users()
-    if body.username is not None and store.find_by(username=body.username):
-        return management_error(422, "user.username_already_in_use")
-    if body.primaryEmail is not None and store.find_by(email=body.primaryEmail):
-        return management_error(422, "user.email_already_in_use")
     user = User.model_validate(
         {
             "id": new_id()[:12],  # Logto's user ids are 12 characters
@@ -59,7 +58,8 @@ def create_user() -> Response:
             "customData": body.customData,
         }
     )
-    store.create(user)
+    if conflict := store.create(user):
+        return management_error(422, conflict)
     return json_response(200, store.profile(user.id))
 
 
