@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ def error_response(
     *,
     fields: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-):
+) -> Response:
     """Build ``{"error": ..., "error_description": ...[, "fields": {...}]}`` with ``status``."""
     body: dict[str, object] = {"error": error, "error_description": description}
     if fields:
@@ -29,7 +30,7 @@ def error_response(
     return response
 
 
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if exc.response is not None:  # abort(response): the response is already the answer
         return exc.response
     code = exc.code or 500
@@ -40,7 +41,7 @@ def _http_error(exc: HTTPException):
     return error_response(code, name, exc.description or exc.name, headers=headers)
 
 
-def _unexpected_error(exc: Exception):
+def server_error(exc: Exception) -> Response:
     # Log the trace for operators; the client gets a fixed message, never internals.
     log.exception("unhandled error")
     return error_response(500, "server_error", "the server could not complete the request")
@@ -48,4 +49,4 @@ def _unexpected_error(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    app.register_error_handler(Exception, server_error)

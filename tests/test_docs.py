@@ -106,3 +106,45 @@ def test_every_setting_in_the_table_is_in_env_example():
         name for name in documented_settings() if not re.search(rf"^#? ?{name}=", ENV_EXAMPLE, re.M)
     )
     assert not missing, f"add these to .env.example: {missing}"
+
+
+# -- translations: the same commands, code and links as the English README --------------------
+
+INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+TRANSLATIONS = ["README.ja.md", "README.ko.md"]
+
+
+def code_blocks(page: Path) -> list[str]:
+    return [match.group(0) for match in FENCE.finditer(page.read_text(encoding="utf-8"))]
+
+
+def inline_code(page: Path) -> set[str]:
+    return {match.group(2) for match in INLINE_CODE.finditer(prose(page))}
+
+
+@pytest.mark.parametrize("name", TRANSLATIONS)
+def test_translation_has_the_same_code_blocks(name):
+    """A command changed in one README and not in the others fails here."""
+    assert code_blocks(ROOT / name) == code_blocks(ROOT / "README.md")
+
+
+@pytest.mark.parametrize("name", TRANSLATIONS)
+def test_translation_names_the_same_commands_settings_and_files(name):
+    english, translated = inline_code(ROOT / "README.md"), inline_code(ROOT / name)
+    assert sorted(english - translated) == [], "missing in the translation"
+    assert sorted(translated - english) == [], "not in the English README"
+
+
+@pytest.mark.parametrize("name", TRANSLATIONS)
+def test_translation_links_to_the_same_places(name):
+    english = {target for target in links(ROOT / "README.md") if not target.startswith("README")}
+    translated = {target for target in links(ROOT / name) if not target.startswith("README")}
+    # Anchors into the page itself differ by language; links to files and docs pages do not.
+    assert {t for t in translated if not t.startswith("#")} == {t for t in english if not t.startswith("#")}
+
+
+@pytest.mark.parametrize("name", ["README.md", *TRANSLATIONS])
+def test_each_readme_links_to_the_others(name):
+    first_lines = "\n".join((ROOT / name).read_text(encoding="utf-8").splitlines()[:4])
+    for other in {"README.md", *TRANSLATIONS} - {name}:
+        assert f"]({other})" in first_lines

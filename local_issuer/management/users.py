@@ -17,8 +17,7 @@ from ..errors import json_response, management_error
 from ..logsafe import loggable
 from ..tenant import new_id
 from . import bp
-from .requests import invalid_body, paginated, parse_body, read_json_body, read_page
-from .resources import Body
+from .requests import Body, invalid_body, paginated, parse_body, read_json_body, read_page
 from .search import search_filter
 from .state import users
 
