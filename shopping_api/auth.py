@@ -17,6 +17,7 @@ Usage in a view module::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,12 +25,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TypeVar, cast
 
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from cachetools import TLRUCache
-from flask import Flask, abort, current_app
+from flask import Flask, abort, current_app, g, request
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jws import extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
@@ -38,11 +40,21 @@ from logto_m2m.http import make_session
 
 from .config import ApiSettings
 from .errors import error_response
-from .jwks import KeyStore
+from .jwks import KeyStore, KeysUnavailable
+from .models import Product
 
-__all__ = ["AccessToken", "LogtoTokenValidator", "current_token", "init_app", "require_oauth"]
+__all__ = [
+    "AccessToken",
+    "LogtoTokenValidator",
+    "current_token",
+    "init_app",
+    "require_oauth",
+    "required_scope",
+]
 
 log = logging.getLogger(__name__)
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 REALM = "shopping-api"
 MAX_TOKEN_BYTES = 8 * 1024
@@ -52,6 +64,9 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 KEY_SOURCE_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 #: Claims every Logto access token carries; RFC 9068 section 2.2 requires all but ``scope``.
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "client_id", "jti")
+#: Claims the API stores (``sub`` as ``created_by``) or logs: bounded by the database column.
+STORED_CLAIMS = ("sub", "client_id")
+MAX_ID_LENGTH: int = Product.__table__.c.created_by.type.length
 #: RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -77,13 +92,13 @@ class BearerError(OAuth2Error):
         super().__init__(description=description)
         self.scope = scope
 
-    def www_authenticate(self) -> str:
+    def response_headers(self) -> dict[str, str]:
         params = [f'realm="{REALM}"']
         if self.error:
             params += [f'error="{self.error}"', f'error_description="{self.description}"']
         if self.scope:
             params.append(f'scope="{self.scope}"')
-        return "Bearer " + ", ".join(params)
+        return {"WWW-Authenticate": "Bearer " + ", ".join(params)}
 
 
 class MissingCredentials(BearerError):
@@ -109,15 +124,64 @@ class InsufficientScope(BearerError):
 # -- the protector: parses the header, answers errors ---------------------------------------
 
 
+class KeysUnavailableError(BearerError):
+    """The token names a key we do not have and the JWKS cannot be fetched: retry shortly."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the issuer's signing keys cannot be fetched right now; retry shortly")
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class LogtoResourceProtector(ResourceProtector):
-    """``ResourceProtector`` with RFC 6750 header parsing and error responses."""
+    """``ResourceProtector`` with RFC 6750 header parsing and error responses.
 
-    def get_token_validator(self, token_type):
+    ``require_oauth("read:products")`` is the one place a route names its scope: the check reads
+    it from there, and so does /openapi.json (``required_scope``).
+    """
+
+    def __call__(self, scope: str) -> Callable[[View], View]:  # type: ignore[override]  # one scope
+        scopes = [scope]
+
+        def decorator(view: View) -> View:
+            @functools.wraps(view)
+            def protected(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    self.acquire_token(scopes)
+                except OAuth2Error as error:
+                    self.raise_error_response(error)
+                return view(*args, **kwargs)
+
+            protected.required_scope = scope  # type: ignore[attr-defined]  # read by required_scope
+            return cast(View, protected)
+
+        return decorator
+
+    def acquire_token(self, scopes: list[str] | None = None, **_claims: Any) -> AccessToken:
+        # Authlib's own acquire_token first copies the whole Flask request into an Authlib request
+        # object, which a token check never reads: most of the cost of a request whose token is
+        # already verified. Only the Authorization header is needed.
+        validator: LogtoTokenValidator = current_app.extensions["token_validator"]
+        token = validator.authenticate_token(self.bearer_token(request.headers.get("Authorization")))
+        validator.validate_token(token, scopes, request)
+        g.authlib_server_oauth2_token = token  # what ``current_token`` reads
+        return token
+
+    def get_token_validator(self, token_type: str) -> LogtoTokenValidator:
         # One module-level protector serves every app in the process; each app has its validator.
-        return current_app.extensions["token_validator"]
+        return current_app.extensions["token_validator"]  # type: ignore[no-any-return]
 
-    def parse_request_authorization(self, request):
-        header = request.headers.get("Authorization")
+    def parse_request_authorization(self, request: Any) -> tuple[LogtoTokenValidator, str]:
+        return self.get_token_validator("bearer"), self.bearer_token(request.headers.get("Authorization"))
+
+    @staticmethod
+    def bearer_token(header: str | None) -> str:
+        """The token of ``Authorization: Bearer <token>`` (RFC 6750 section 2.1), or a BearerError."""
         if not header:
             raise MissingCredentials("this API needs a Bearer access token in the Authorization header")
         scheme, _, credentials = header.strip().partition(" ")
@@ -126,19 +190,27 @@ class LogtoResourceProtector(ResourceProtector):
         token = credentials.lstrip(" ")
         if not token or not B64TOKEN.fullmatch(token):
             raise InvalidRequest("the Authorization header must be 'Bearer <token>'")
-        return self.get_token_validator("bearer"), token
+        return token
 
-    def raise_error_response(self, error):
+    def raise_error_response(self, error: OAuth2Error) -> NoReturn:
         if not isinstance(error, BearerError):  # anything Authlib raised on its own
             error = InvalidToken("the access token is invalid")
         body_error = getattr(error, "body_error", error.error)
         response = error_response(
-            error.status_code,
-            body_error,
-            error.description,
-            headers={"WWW-Authenticate": error.www_authenticate()},
+            error.status_code, body_error, error.description, headers=error.response_headers()
         )
         abort(response)
+
+
+def required_scope(view: Callable[..., Any]) -> str | None:
+    """The scope ``require_oauth`` demands of a (possibly further decorated) view; None if open."""
+    current: Callable[..., Any] | None = view
+    while current is not None:
+        scope = getattr(current, "required_scope", None)
+        if isinstance(scope, str):
+            return scope
+        current = getattr(current, "__wrapped__", None)
+    return None
 
 
 # -- the validator: every check of the design's "Token acceptance" --------------------------
@@ -164,14 +236,14 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         self.leeway = leeway
         self.clock = clock
         # Bounded, and an entry is dropped the moment its token expires (ttu = exp).
-        self._verified: TLRUCache | None = (
+        self._verified: TLRUCache[bytes, tuple[str, dict[str, Any]]] | None = (
             TLRUCache(maxsize=cache_size, ttu=lambda _k, entry, _now: entry[1]["exp"], timer=clock)
             if cache_size
             else None
         )
         self._verified_lock = threading.Lock()
 
-    def get_jwks(self):  # pragma: no cover - keys come from KeyStore, one kid at a time
+    def get_jwks(self) -> NoReturn:  # pragma: no cover - keys come from KeyStore, one kid at a time
         raise NotImplementedError("LogtoTokenValidator looks keys up by kid in its KeyStore")
 
     def authenticate_token(self, token_string: str) -> AccessToken:
@@ -187,7 +259,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
                 self._verified[digest] = (kid, claims)
         return AccessToken(claims)
 
-    def validate_token(self, token: AccessToken, scopes, request, **_ignored) -> None:
+    def validate_token(
+        self, token: AccessToken, scopes: list[str] | None, request: Any, **_ignored: Any
+    ) -> None:
         """Match the route's scopes exactly (case-sensitive, whole tokens, RFC 6749 section 3.3)."""
         if not scopes:
             return
@@ -196,12 +270,12 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         if any(set(alternative.split()) <= granted for alternative in scopes):
             return
         needed = scopes[0] if len(scopes) == 1 else " ".join(scopes)
-        log.info("token of client %s lacks scope %s", token.get("client_id"), needed)
+        log.info("refused access token of client %s: lacks scope %s", token.get("client_id"), needed)
         raise InsufficientScope(f"this request needs the scope {needed}", scope=needed)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _cached(self, digest: bytes) -> dict | None:
+    def _cached(self, digest: bytes) -> dict[str, Any] | None:
         if self._verified is None:
             return None
         with self._verified_lock:
@@ -211,14 +285,18 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             return None
         return entry[1]
 
-    def _verify(self, token_string: str) -> tuple[str, dict]:
+    def _verify(self, token_string: str) -> tuple[str, dict[str, Any]]:
         try:  # a JWE (five parts) or anything else that is not a compact JWS fails here
             signed = extract_compact(token_string.encode("ascii"))
             header = signed.headers()
         except (JoseError, ValueError, TypeError, UnicodeError):
             raise self._reject("malformed", "the access token is not a signed JWT") from None
         kid = self._check_header(header)
-        key = self.keys.find(kid)
+        try:
+            key = self.keys.find(kid)
+        except KeysUnavailable as exc:
+            log.info("refused access token: unknown kid and the JWKS cannot be fetched (answered 503)")
+            raise KeysUnavailableError(exc.retry_after) from None
         if key is None:
             raise self._reject("unknown kid", "the access token was signed with an unknown key")
         # joserfc checks that the algorithm fits the key (type, curve, and the JWK's own "alg",
@@ -247,13 +325,14 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             raise self._reject("kid", "the access token names no signing key")
         return kid
 
-    def _check_claims(self, payload: bytes) -> dict:
+    def _check_claims(self, payload: bytes) -> dict[str, Any]:
         try:
             claims = json.loads(payload)
         except (ValueError, UnicodeError):
             raise self._reject("payload", "the access token's payload is not JSON") from None
         if not isinstance(claims, dict):
             raise self._reject("payload", "the access token's payload is not a JSON object")
+        client = _loggable_client_id(claims.get("client_id"))
         registry = JWTClaimsRegistry(
             now=lambda: int(self.clock()),
             leeway=self.leeway,
@@ -264,16 +343,28 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         try:
             registry.validate(claims)
         except ExpiredTokenError:
-            raise self._reject("expired", "the access token has expired") from None
+            raise self._reject("expired", "the access token has expired", client) from None
         except MissingClaimError as exc:
-            raise self._reject("missing claim", f"the access token lacks the claim(s) {exc.claim}") from None
+            raise self._reject(
+                "missing claim", f"the access token lacks the claim(s) {exc.claim}", client
+            ) from None
         except JoseError as exc:
             claim = getattr(exc, "claim", None) or "?"
-            raise self._reject(f"claim {claim}", self._claim_problem(claim)) from None
-        if not isinstance(claims["client_id"], str):
-            raise self._reject("claim client_id", "the access token's client_id is not a string")
+            raise self._reject(f"claim {claim}", self._claim_problem(claim), client) from None
+        for name in STORED_CLAIMS:
+            if not isinstance(claims[name], str):
+                raise self._reject(f"claim {name}", f"the access token's {name} is not a string", client)
+            # The API stores these (created_by); a longer value could not be stored.
+            if len(claims[name]) > MAX_ID_LENGTH:
+                raise self._reject(
+                    f"claim {name} too long",
+                    f"the access token's {name} is longer than {MAX_ID_LENGTH} characters",
+                    client,
+                )
         if "scope" in claims and not isinstance(claims["scope"], str):
-            raise self._reject("claim scope", "the access token's scope is not a space-separated string")
+            raise self._reject(
+                "claim scope", "the access token's scope is not a space-separated string", client
+            )
         return claims
 
     @staticmethod
@@ -287,10 +378,16 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         }.get(claim, f"the access token's claim {claim} is invalid")
 
     @staticmethod
-    def _reject(reason: str, description: str) -> InvalidToken:
-        # Log the reason only: never the token, its claims or key material.
-        log.info("rejected access token: %s", reason)
+    def _reject(reason: str, description: str, client_id: str | None = None) -> InvalidToken:
+        # The reason and, once the signature is verified, the client id: never the token, other
+        # claim values or key material.
+        log.info("refused access token of client %s: %s", client_id or "(unknown)", reason)
         return InvalidToken(description)
+
+
+def _loggable_client_id(value: object) -> str | None:
+    """The signed ``client_id`` if it can be logged as is (a string no longer than the column)."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH else None
 
 
 require_oauth = LogtoResourceProtector()
@@ -303,9 +400,11 @@ def init_app(app: Flask) -> None:
         endpoint=settings.logto_endpoint,
         issuer=settings.logto_issuer,
         jwks_uri=settings.logto_jwks_uri,
-        session=make_session(retries=1, timeout=(2.0, 5.0)),
+        # No retries here: a failed fetch is retried by KeyStore's own rules, within its deadline.
+        session=make_session(retries=0),
         ttl=settings.jwks_cache_ttl_seconds,
         cooldown=settings.jwks_refetch_cooldown_seconds,
+        deadline=settings.jwks_fetch_timeout_seconds,
     )
     validator = LogtoTokenValidator(
         issuer=settings.logto_issuer,
@@ -316,3 +415,5 @@ def init_app(app: Flask) -> None:
         cache_size=settings.token_cache_size,
     )
     app.extensions["token_validator"] = validator
+    # Each gunicorn worker builds its app: load the keys now, so its first requests do not wait.
+    keys.load()

@@ -1,7 +1,8 @@
 """``GET /openapi.json``: an OpenAPI 3.1 document built from the routes' ``@operation`` declarations.
 
 Schemas come from the pydantic models that validate the requests, and each route's security entry
-names the scope its ``@require_oauth`` demands, so the document describes what is enforced.
+is read from its ``@require_oauth`` (the one place a route names its scope), so the document
+describes what is enforced.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from .auth import required_scope
 from .schemas import Error
 from .validation import Operation, operation, operation_of
 
@@ -68,6 +70,7 @@ def build_document(app: Flask) -> dict:
 
     paths: dict[str, dict] = {}
     for path, method, endpoint, op in declared:
+        scope = required_scope(app.view_functions[endpoint])
         responses: dict[str, dict] = {}
         success: dict = {"description": HTTPStatus(op.status).phrase}
         if op.response is not None:
@@ -77,7 +80,7 @@ def build_document(app: Flask) -> dict:
                 name: {"description": text, "schema": {"type": "string"}} for name, text in op.headers.items()
             }
         responses[str(op.status)] = success
-        for status in sorted({*op.errors, *(AUTH_ERRORS if op.scope else ())}):
+        for status in sorted({*op.errors, *(AUTH_ERRORS if scope else ())}):
             responses[str(status)] = {
                 "description": HTTPStatus(status).phrase,
                 "content": content(Error, "serialization"),
@@ -86,7 +89,7 @@ def build_document(app: Flask) -> dict:
             "operationId": endpoint.rpartition(".")[2],
             "summary": op.summary,
             "responses": responses,
-            "security": [{"bearer": [op.scope]}] if op.scope else [],
+            "security": [{"bearer": [scope]}] if scope else [],
         }
         if op.description:
             entry["description"] = op.description

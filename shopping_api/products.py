@@ -108,7 +108,6 @@ def save(product: Product) -> None:
 @require_oauth(READ)
 @operation(
     "List products, by id, one page at a time",
-    scope=READ,
     query=ProductListQuery,
     response=ProductPage,
     errors=(400,),
@@ -132,7 +131,6 @@ def list_products(query: ProductListQuery):
 @require_oauth(READ)
 @operation(
     "Read one product (its ETag is the version to send in If-Match)",
-    scope=READ,
     path=ProductPath,
     response=ProductOut,
     errors=(400, 404),
@@ -146,7 +144,6 @@ def get_product(path: ProductPath):
 @require_oauth(WRITE)
 @operation(
     "Create a product",
-    scope=WRITE,
     body=ProductCreate,
     status=201,
     response=ProductOut,
@@ -180,7 +177,6 @@ def change(product_id: int, values: dict) -> Response:
 @require_oauth(WRITE)
 @operation(
     "Replace a product (needs If-Match)",
-    scope=WRITE,
     path=ProductPath,
     body=ProductCreate,
     response=ProductOut,
@@ -195,7 +191,6 @@ def replace_product(path: ProductPath, body: ProductCreate):
 @require_oauth(WRITE)
 @operation(
     "Change some fields of a product (needs If-Match)",
-    scope=WRITE,
     path=ProductPath,
     body=ProductPatch,
     response=ProductOut,
@@ -210,7 +205,6 @@ def patch_product(path: ProductPath, body: ProductPatch):
 @require_oauth(WRITE)
 @operation(
     "Delete a product (orders keep their copy of it)",
-    scope=WRITE,
     path=ProductPath,
     status=204,
     errors=(400, 404, 412),
