@@ -33,7 +33,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from cachetools import TLRUCache
 from flask import Flask, abort, current_app, g, request
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
-from joserfc.jws import extract_compact, validate_compact
+from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
 
 from logto_m2m.http import make_session
@@ -233,6 +233,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         super().__init__(issuer=issuer, resource_server=resource, realm=REALM)
         self.keys = keys
         self.algorithms = frozenset(algorithms)
+        # One joserfc registry per accepted algorithm, built once (joserfc builds one per call
+        # otherwise): the token's "alg", once allowed, is the only one its signature may use.
+        self._jws_registries = {alg: JWSRegistry(algorithms=[alg]) for alg in self.algorithms}
         self.leeway = leeway
         self.clock = clock
         # Bounded, and an entry is dropped the moment its token expires (ttu = exp).
@@ -242,6 +245,13 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             else None
         )
         self._verified_lock = threading.Lock()
+        self._claims_registry = JWTClaimsRegistry(
+            now=lambda: int(self.clock()),
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": resource},
+            **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
+        )
 
     def get_jwks(self) -> NoReturn:  # pragma: no cover - keys come from KeyStore, one kid at a time
         raise NotImplementedError("LogtoTokenValidator looks keys up by kid in its KeyStore")
@@ -302,7 +312,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         # joserfc checks that the algorithm fits the key (type, curve, and the JWK's own "alg",
         # RFC 8725 section 3.1) and rejects any "crit" header naming an extension it lacks.
         try:
-            valid = validate_compact(signed, key, algorithms=[header["alg"]])
+            valid = validate_compact(signed, key, registry=self._jws_registries[header["alg"]])
         except (JoseError, ValueError, TypeError):
             valid = False
         if not valid:
@@ -333,15 +343,8 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         if not isinstance(claims, dict):
             raise self._reject("payload", "the access token's payload is not a JSON object")
         client = _loggable_client_id(claims.get("client_id"))
-        registry = JWTClaimsRegistry(
-            now=lambda: int(self.clock()),
-            leeway=self.leeway,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self.resource_server},
-            **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
-        )
         try:
-            registry.validate(claims)
+            self._claims_registry.validate(claims)
         except ExpiredTokenError:
             raise self._reject("expired", "the access token has expired", client) from None
         except MissingClaimError as exc:

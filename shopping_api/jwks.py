@@ -10,7 +10,8 @@ Rules (design "Keys"):
 - every fetch (discovery included) ends within ``deadline`` seconds, connection and whole body, no
   matter how slowly the issuer answers; it follows no redirect and reads at most ``MAX_JWKS_BYTES``;
 - if the JWKS endpoint is down, the keys already fetched keep working; a failed fetch is not
-  retried for ``RETRY_AFTER_FAILURE`` seconds, so a down issuer is not hammered either;
+  retried for ``RETRY_AFTER_FAILURE`` seconds (or ``cooldown``, if shorter), so a down issuer is
+  not hammered either;
 - when a token names a ``kid`` we do not have and the JWKS cannot be fetched right now (down, slow,
   bad body), ``find`` raises ``KeysUnavailable``: the API answers 503 with ``Retry-After``, since
   the token may well be valid;
@@ -83,6 +84,7 @@ class KeyStore:
         self.ttl = ttl
         self.cooldown = cooldown
         self.deadline = deadline
+        self.retry_after_failure = min(cooldown, RETRY_AFTER_FAILURE)
         self.clock = clock  # decides when to fetch; deadlines use the real monotonic clock
         self._keys: Mapping[str, Key] = _NO_KEYS
         self._loaded = False  # a key set was fetched at least once
@@ -132,7 +134,7 @@ class KeyStore:
 
     def _refresh_if_expired(self) -> None:
         now = self.clock()
-        if now - self._fetched_at >= self.ttl and now - self._failed_at >= RETRY_AFTER_FAILURE:
+        if now - self._fetched_at >= self.ttl and now - self._failed_at >= self.retry_after_failure:
             # In the background: requests go on with the keys in hand meanwhile.
             self._start("cache expired")
 
@@ -142,7 +144,7 @@ class KeyStore:
             now = self.clock()
             if self._inflight is not None and not self._inflight.done():
                 return self._inflight  # a fetch is under way (start-up, rotation): wait for it
-            if now - self._failed_at < RETRY_AFTER_FAILURE:
+            if now - self._failed_at < self.retry_after_failure:
                 return None
             if not self._loaded:
                 reason = "first use"  # the start-up load failed: this is not a kid refetch
@@ -159,7 +161,7 @@ class KeyStore:
     def _retry_after(self) -> int:
         """Seconds until a fetch may be tried again, for the 503's ``Retry-After``."""
         now = self.clock()
-        wait = RETRY_AFTER_FAILURE - (now - self._failed_at)
+        wait = self.retry_after_failure - (now - self._failed_at)
         if self._loaded:
             wait = max(wait, self.cooldown - (now - self._kid_refetch_at))
         return max(1, math.ceil(wait))
@@ -189,6 +191,11 @@ class KeyStore:
                 self._failed_at = self.clock()
                 if self._inflight is future:
                     self._inflight = None
+            log.warning(
+                "JWKS fetch failed: no answer within %g s; keeping %d cached key(s)",
+                self.deadline,
+                len(self._keys),
+            )
             return False
 
     def _run(self, future: Future[bool], reason: str) -> None:
