@@ -30,7 +30,7 @@ from typing import Any, NoReturn, TypeVar, cast
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
-from cachetools import TLRUCache
+from cachetools import LRUCache
 from flask import Flask, abort, current_app, g, request
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
@@ -238,11 +238,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         self._jws_registries = {alg: JWSRegistry(algorithms=[alg]) for alg in self.algorithms}
         self.leeway = leeway
         self.clock = clock
-        # Bounded, and an entry is dropped the moment its token expires (ttu = exp).
-        self._verified: TLRUCache[bytes, tuple[str, dict[str, Any]]] | None = (
-            TLRUCache(maxsize=cache_size, ttu=lambda _k, entry, _now: entry[1]["exp"], timer=clock)
-            if cache_size
-            else None
+        # Bounded (least recently used out first); an entry is never used past its token's exp.
+        self._verified: LRUCache[bytes, tuple[str, dict[str, Any]]] | None = (
+            LRUCache(maxsize=cache_size) if cache_size else None
         )
         self._verified_lock = threading.Lock()
         self._claims_registry = JWTClaimsRegistry(
@@ -290,10 +288,14 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             return None
         with self._verified_lock:
             entry = self._verified.get(digest)
-        # A key removed from the JWKS (rotated out) no longer vouches for its tokens.
-        if entry is None or not self.keys.has(entry[0]):
+        if entry is None:
             return None
-        return entry[1]
+        kid, claims = entry
+        # Expired: verify again (the leeway applies there). A key removed from the JWKS (rotated
+        # out) no longer vouches for its tokens.
+        if self.clock() >= claims["exp"] or not self.keys.has(kid):
+            return None
+        return claims
 
     def _verify(self, token_string: str) -> tuple[str, dict[str, Any]]:
         try:  # a JWE (five parts) or anything else that is not a compact JWS fails here
