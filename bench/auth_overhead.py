@@ -1,35 +1,36 @@
 """What does the token check cost? Server CPU time per request of GET /products?limit=20 with a
-valid token, against the same view served without the check, in one run on this machine.
+valid token, against the same view served without the check, side by side in one run.
 
     .venv/bin/python bench/auth_overhead.py [--requests 300] [--rounds 11] [--workers 2] [--clients 2]
 
-Three figures, each printed with its target (issue "Performance at the limit", goals 1-3):
+Four variants of the same view, in one app: open (no check), behind a bare ES384 signature check
+(base64 and DER decoding plus ``cryptography``'s ECDSA verify, nothing else: the least any check
+of a new token must do), and behind the real token check with one token reused for every request
+(hot: a real M2M client reuses its token for an hour) or a new token on every request. Figures,
+each printed with its target where it has one:
 
-- **hot**: one token reused for every request (a real M2M client reuses its token for an hour):
-  extra server CPU per request over the open route, <= 40 us;
-- **new token**: a different token on every request, so every request pays the signature check:
-  extra server CPU per request over the open route, minus a bare ES384 signature check
-  (``cryptography``'s ECDSA verify of the same tokens, measured here too), <= 40 us;
-- both measured under gunicorn (sync workers) and in process (the WSGI app called directly).
+- hot: extra CPU per request over the open route, <= 40 us;
+- new token: extra CPU per request over the bare ES384 check, <= 40 us;
+- both under gunicorn (sync workers) and in process (the WSGI app called directly).
 
-How it measures. Server CPU is the gunicorn workers' own user+system time, read from
-``/proc/<pid>/stat`` before and after each phase (Linux), divided by the requests of the phase;
-it does not count the client, and it is far steadier than requests per second on a shared
-machine. A round runs three phases back to back, the same number of requests each: open route,
-protected with the reused token, protected with a new token per request (signed beforehand, so the
-client only sends). Rounds repeat; the figures are medians over rounds, with every round shown.
-Requests per second (wall clock) are printed beside, for orientation only.
+How it measures. Server CPU is the gunicorn workers' own CPU time (user + system, every thread),
+read from each worker's process CPU clock before and after each phase (Linux), divided by the
+requests of the phase: it does not count the client, and it is far steadier than requests per
+second on a shared machine. A round runs the four phases back to back with the same number of
+requests each (new tokens are signed beforehand, so the client only sends); rounds repeat and
+the figures are medians over rounds, with every round shown. In process, the variants take turns
+call by call and each figure is the median over calls. Requests per second (wall clock) are
+printed beside, for orientation only.
 
 So that the load generator does not steal the server's CPU unnoticed, gunicorn (master and
-workers) is pinned to one core and the client processes to the other (``os.sched_setaffinity``;
+workers) is pinned to one core and the client processes to another (``os.sched_setaffinity``;
 with fewer than two cores nothing is pinned and the output says so), and the client's own CPU
 time per request is printed too. Other programs on the machine still share the cores: the
-per-round spread shows how much that moved the figures.
+per-round spread shows how much they moved the figures.
 
-The open variant is built here, for the benchmark only (``create_bench_app``): the real app plus
-the same view at ``/open/products`` with the decorator peeled off. No setting of the real app can
-switch authentication off. A counting JWKS server stands in for Logto, so the run also reports
-JWKS fetches after start-up (target 0).
+The extra variants are built here, for the benchmark only (``create_bench_app``); no setting of
+the real app can switch authentication off. A counting JWKS server stands in for Logto, so the
+run also reports JWKS fetches after start-up (target 0).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def create_bench_app() -> Any:
         for rule in app.url_map.iter_rules()
         if rule.rule == "/products" and "GET" in (rule.methods or ())
     )
-    view = app.view_functions[endpoint].__wrapped__
+    view = getattr(app.view_functions[endpoint], "__wrapped__")  # noqa: B009 - the view under require_oauth
     public = ECKey.import_key(json.loads(os.environ["BENCH_PUBLIC_JWK"])).public_key
 
     def bare_products(**view_args: Any) -> Any:
@@ -194,9 +195,10 @@ def client_loop(
 
 def run_phase(
     port: int, workers: list[int], per_client: list[list[dict[str, str]]], path: str, core: int | None
-):
+) -> tuple[float, float, float, int]:
     """Send every request of the phase; return (server CPU s, client CPU s, wall s, requests)."""
-    start, result = multiprocessing.Event(), multiprocessing.Queue()
+    start = multiprocessing.Event()
+    result: multiprocessing.Queue[tuple[float, float]] = multiprocessing.Queue()
     procs = [
         multiprocessing.Process(target=client_loop, args=(port, headers, path, core, start, result))
         for headers in per_client
@@ -241,7 +243,7 @@ def in_process(
 
     def environ(path: str, token: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return EnvironBuilder(path=path, query_string="limit=20", headers=headers).get_environ()
+        return EnvironBuilder(path=path, query_string="limit=20", headers=list(headers.items())).get_environ()
 
     def start_response(*_args: object) -> None:
         pass

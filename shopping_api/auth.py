@@ -35,6 +35,7 @@ from flask import Flask, abort, current_app, g, request
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy import String
 
 from logto_m2m.http import make_session
 
@@ -66,12 +67,12 @@ KEY_SOURCE_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "client_id", "jti")
 #: Claims the API stores (``sub`` as ``created_by``) or logs: bounded by the database column.
 STORED_CLAIMS = ("sub", "client_id")
-MAX_ID_LENGTH: int = Product.__table__.c.created_by.type.length
+MAX_ID_LENGTH: int = cast(String, Product.__table__.c.created_by.type).length or 0
 #: RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-class AccessToken(dict):
+class AccessToken(dict[str, Any]):
     """The verified claims of an access token; ``sub`` is the calling app's id for M2M tokens."""
 
     @property
@@ -82,7 +83,7 @@ class AccessToken(dict):
 # -- errors (RFC 6750 section 3) ------------------------------------------------------------
 
 
-class BearerError(OAuth2Error):
+class BearerError(OAuth2Error):  # type: ignore[misc]  # Authlib ships no type information
     """An RFC 6750 error: JSON body plus ``WWW-Authenticate: Bearer realm=...``."""
 
     error: str | None = None
@@ -138,14 +139,14 @@ class KeysUnavailableError(BearerError):
         return {"Retry-After": str(self.retry_after)}
 
 
-class LogtoResourceProtector(ResourceProtector):
+class LogtoResourceProtector(ResourceProtector):  # type: ignore[misc]  # Authlib is untyped
     """``ResourceProtector`` with RFC 6750 header parsing and error responses.
 
     ``require_oauth("read:products")`` is the one place a route names its scope: the check reads
     it from there, and so does /openapi.json (``required_scope``).
     """
 
-    def __call__(self, scope: str) -> Callable[[View], View]:  # type: ignore[override]  # one scope
+    def __call__(self, scope: str) -> Callable[[View], View]:
         scopes = [scope]
 
         def decorator(view: View) -> View:
@@ -216,7 +217,7 @@ def required_scope(view: Callable[..., Any]) -> str | None:
 # -- the validator: every check of the design's "Token acceptance" --------------------------
 
 
-class LogtoTokenValidator(JWTBearerTokenValidator):
+class LogtoTokenValidator(JWTBearerTokenValidator):  # type: ignore[misc]  # Authlib is untyped
     """RFC 9068 validation of Logto access tokens, with a cache of already-verified tokens."""
 
     def __init__(
@@ -248,7 +249,11 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             leeway=leeway,
             iss={"essential": True, "value": issuer},
             aud={"essential": True, "value": resource},
-            **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
+            client_id={"essential": True},
+            jti={"essential": True},
         )
 
     def get_jwks(self) -> NoReturn:  # pragma: no cover - keys come from KeyStore, one kid at a time
@@ -278,7 +283,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         if any(set(alternative.split()) <= granted for alternative in scopes):
             return
         needed = scopes[0] if len(scopes) == 1 else " ".join(scopes)
-        log.info("refused access token of client %s: lacks scope %s", token.get("client_id"), needed)
+        log.info("rejected access token: lacks scope %s (client %s)", needed, token.get("client_id"))
         raise InsufficientScope(f"this request needs the scope {needed}", scope=needed)
 
     # -- internals --------------------------------------------------------------------------
@@ -290,7 +295,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             entry = self._verified.get(digest)
         if entry is None:
             return None
-        kid, claims = entry
+        kid, claims = cast(tuple[str, dict[str, Any]], entry)
         # Expired: verify again (the leeway applies there). A key removed from the JWKS (rotated
         # out) no longer vouches for its tokens.
         if self.clock() >= claims["exp"] or not self.keys.has(kid):
@@ -307,7 +312,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         try:
             key = self.keys.find(kid)
         except KeysUnavailable as exc:
-            log.info("refused access token: unknown kid and the JWKS cannot be fetched (answered 503)")
+            log.info("rejected access token: unknown kid and the JWKS cannot be fetched (answered 503)")
             raise KeysUnavailableError(exc.retry_after) from None
         if key is None:
             raise self._reject("unknown kid", "the access token was signed with an unknown key")
@@ -321,7 +326,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             raise self._reject("bad signature", "the access token's signature is invalid")
         return kid, self._check_claims(signed.payload)
 
-    def _check_header(self, header: dict) -> str:
+    def _check_header(self, header: dict[str, Any]) -> str:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
             raise self._reject("typ", "the token is not an access token (typ must be at+jwt)")
@@ -386,7 +391,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
     def _reject(reason: str, description: str, client_id: str | None = None) -> InvalidToken:
         # The reason and, once the signature is verified, the client id: never the token, other
         # claim values or key material.
-        log.info("refused access token of client %s: %s", client_id or "(unknown)", reason)
+        log.info("rejected access token: %s (client %s)", reason, client_id or "unknown")
         return InvalidToken(description)
 
 
@@ -401,9 +406,10 @@ require_oauth = LogtoResourceProtector()
 def init_app(app: Flask) -> None:
     """Wire the validator into ``require_oauth`` from the app's settings."""
     settings: ApiSettings = app.config["SETTINGS"]
+    issuer = cast(str, settings.logto_issuer)  # ApiSettings fills it in from LOGTO_ENDPOINT
     keys = KeyStore(
         endpoint=settings.logto_endpoint,
-        issuer=settings.logto_issuer,
+        issuer=issuer,
         jwks_uri=settings.logto_jwks_uri,
         # No retries here: a failed fetch is retried by KeyStore's own rules, within its deadline.
         session=make_session(retries=0),
@@ -412,7 +418,7 @@ def init_app(app: Flask) -> None:
         deadline=settings.jwks_fetch_timeout_seconds,
     )
     validator = LogtoTokenValidator(
-        issuer=settings.logto_issuer,
+        issuer=issuer,
         resource=settings.shopping_api_resource,
         keys=keys,
         algorithms=settings.token_algorithms,

@@ -65,11 +65,11 @@ def test_refusals_are_logged_with_reason_and_client_id(client, make_token, caplo
     scopeless = make_token("read:orders", client_id="app-logged")
     assert client.get("/products", headers={"Authorization": f"Bearer {scopeless}"}).status_code == 403
     lines = [
-        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "refused" in r.getMessage()
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "rejected" in r.getMessage()
     ]
     assert lines == [
-        "refused access token of client app-logged: expired",
-        "refused access token of client app-logged: lacks scope read:products",
+        "rejected access token: expired (client app-logged)",
+        "rejected access token: lacks scope read:products (client app-logged)",
     ]
     for part in (expired + scopeless).split("."):
         assert part not in caplog.text
