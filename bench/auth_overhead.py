@@ -1,36 +1,42 @@
 """What does the token check cost? Server CPU time per request of GET /products?limit=20 with a
 valid token, against the same view served without the check, side by side in one run.
 
-    .venv/bin/python bench/auth_overhead.py [--requests 300] [--rounds 11] [--workers 2] [--clients 2]
+    .venv/bin/python bench/auth_overhead.py [--requests 2000] [--rounds 7] [--workers 2] [--clients 2]
 
-Four variants of the same view, in one app: open (no check), behind a bare ES384 signature check
-(base64 and DER decoding plus ``cryptography``'s ECDSA verify, nothing else: the least any check
-of a new token must do), and behind the real token check with one token reused for every request
-(hot: a real M2M client reuses its token for an hour) or a new token on every request. Figures,
-each printed with its target where it has one:
+Four kinds of request for the same view, in one app: open (no check); behind a bare ES384
+signature check (base64 and DER decoding plus ``cryptography``'s ECDSA verify and nothing else:
+the least any check of a new token must do); behind the real token check with one token reused
+for every request (hot: an M2M client reuses its token for an hour); and behind the real check
+with a new token on every request. Figures, each printed with its target where it has one:
 
-- hot: extra CPU per request over the open route, <= 40 us;
-- new token: extra CPU per request over the bare ES384 check, <= 40 us;
+- hot: extra server CPU per request over the open route, <= 40 us;
+- new token: extra server CPU per request over the bare ES384 check, <= 40 us;
 - both under gunicorn (sync workers) and in process (the WSGI app called directly).
 
-How it measures. Server CPU is the gunicorn workers' own CPU time (user + system, every thread),
-read from each worker's process CPU clock before and after each phase (Linux), divided by the
-requests of the phase: it does not count the client, and it is far steadier than requests per
-second on a shared machine. A round runs the four phases back to back with the same number of
-requests each (new tokens are signed beforehand, so the client only sends); rounds repeat and
-the figures are medians over rounds, with every round shown. In process, the variants take turns
-call by call and each figure is the median over calls. Requests per second (wall clock) are
-printed beside, for orientation only.
+How it measures, under gunicorn. Each client sends the four kinds in turn, in a shuffled order
+each cycle, so load, drift and neighbours hit them alike, and a request is never measured against
+one that ran minutes apart. Inside each worker, a bench-only WSGI wrapper reads the worker's own
+CPU clock (``time.thread_time_ns``) around each request and keeps the figure by kind; the
+benchmark collects them after each round and takes, per kind, the median request (so a request
+that an interrupt or a garbage collection inflated does not move the figure). Beside it: the
+workers' whole CPU time in the round, read from each worker's process CPU clock, divided by the
+requests (it adds what gunicorn itself spends per request, and shows the wrapper misses nothing
+large), requests per second, and the client's CPU time per request.
+
+In process, the app is called as WSGI in the same shuffled turns, timed with the process CPU
+clock, medians per kind; the ES384 verify alone in a tight loop is printed for reference (it is
+cheaper there than inside a request: a request evicts the verify's data from the CPU caches and
+the verify evicts the request's, which is why the bare-check route is the fair baseline).
 
 So that the load generator does not steal the server's CPU unnoticed, gunicorn (master and
 workers) is pinned to one core and the client processes to another (``os.sched_setaffinity``;
 with fewer than two cores nothing is pinned and the output says so), and the client's own CPU
-time per request is printed too. Other programs on the machine still share the cores: the
-per-round spread shows how much they moved the figures.
+time per request is printed. Other programs on the machine still share the cores: the per-round
+figures show how much they moved the medians.
 
-The extra variants are built here, for the benchmark only (``create_bench_app``); no setting of
-the real app can switch authentication off. A counting JWKS server stands in for Logto, so the
-run also reports JWKS fetches after start-up (target 0).
+The extra routes and the wrapper are built here, for the benchmark only (``create_bench_app``);
+no setting of the real app can switch authentication off. A counting JWKS server stands in for
+Logto, so the run also reports JWKS fetches after start-up (target 0).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -66,14 +73,24 @@ RESOURCE = "https://shopping.api"
 ISSUER = "http://127.0.0.1:3001/oidc"
 PATH = "/products?limit=20"
 TARGET_US = 40.0
-PHASES = ("open", "bare", "hot", "new")
+
+
+KINDS = ("open", "bare", "hot", "new")
+KIND_HEADER = "X-Bench-Kind"
+LABELS = {
+    "open": "open route (no check)",
+    "bare": "bare ES384 verify in front",
+    "hot": "token check, token reused",
+    "new": "token check, new token each",
+}
 
 
 def create_bench_app() -> Any:
-    """The real app plus two variants of ``GET /products``, for the benchmark only.
+    """The real app plus two variants of ``GET /products`` and a CPU meter, for the benchmark only.
 
     ``/open/products``: the same view without ``require_oauth``. ``/bare/products``: the same view
-    behind a bare ES384 signature check (the least any token check must do, and nothing else).
+    behind a bare ES384 signature check. ``/bench/cpu``: the CPU time of each request this worker
+    served since the last call, by kind (then forgotten).
     """
     from flask import request
 
@@ -95,7 +112,30 @@ def create_bench_app() -> Any:
 
     app.add_url_rule("/open/products", "open_products", view)
     app.add_url_rule("/bare/products", "bare_products", bare_products)
+    app.wsgi_app = CpuMeter(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+class CpuMeter:
+    """WSGI wrapper: this worker's CPU time per request, by the kind the client names."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.samples: dict[str, list[int]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/bench/cpu":
+            body = json.dumps({"pid": os.getpid(), "samples": self.samples}).encode()
+            self.samples = {}
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        started = time.thread_time_ns()
+        body_parts = list(self.app(environ, start_response))  # the whole body: its cost counts too
+        spent = time.thread_time_ns() - started
+        self.samples.setdefault(environ.get("HTTP_X_BENCH_KIND", "other"), []).append(spent)
+        return body_parts
 
 
 class CountingJwks:
@@ -143,14 +183,39 @@ def make_tokens(key: ECKey, count: int) -> list[str]:
     ]
 
 
-# -- CPU time ---------------------------------------------------------------------------------
+def signature_check(token: str) -> tuple[bytes, bytes]:
+    """What a bare ES384 check verifies: the DER signature and the signing input of ``token``."""
+    header, payload, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    der = encode_dss_signature(int.from_bytes(raw[:48], "big"), int.from_bytes(raw[48:], "big"))
+    return der, f"{header}.{payload}".encode()
+
+
+def requests_of(kind: str, hot: str, fresh: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """(path, headers) of each request of ``kind``; ``fresh`` holds one new token per request."""
+    tag = {KIND_HEADER: kind}
+    if kind == "open":
+        return [("/open" + PATH, tag)] * len(fresh)
+    if kind == "hot":
+        return [(PATH, {**tag, "Authorization": f"Bearer {hot}"})] * len(fresh)
+    path = "/bare" + PATH if kind == "bare" else PATH
+    return [(path, {**tag, "Authorization": f"Bearer {token}"}) for token in fresh]
+
+
+def shuffled_turns(count: int, seed: int) -> list[list[str]]:
+    """``count`` cycles over the kinds, each in its own random order."""
+    rng = random.Random(seed)
+    return [rng.sample(KINDS, len(KINDS)) for _ in range(count)]
+
+
+# -- CPU clocks of the gunicorn workers ---------------------------------------------------------
 
 
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) of another process, with nanosecond resolution.
 
     The clock id is what clock_getcpuclockid(3) returns for ``pid`` on Linux; /proc/<pid>/stat
-    would do too, in 10 ms ticks, far too coarse for a few hundred requests.
+    would do too, in 10 ms ticks.
     """
     return time.clock_gettime(((~pid) << 3) | 2)
 
@@ -173,19 +238,36 @@ def workers_cpu(pids: Iterable[int]) -> float:
     return sum(process_cpu(pid) for pid in pids)
 
 
+def collect_samples(port: int, workers: list[int]) -> dict[str, list[int]]:
+    """Ask /bench/cpu until every worker has handed over its samples; merge them by kind."""
+    merged: dict[str, list[int]] = {}
+    seen: set[int] = set()
+    for _ in range(200 * len(workers)):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/bench/cpu")
+        answer = json.loads(conn.getresponse().read())
+        if answer["pid"] not in seen:
+            seen.add(answer["pid"])
+            for kind, values in answer["samples"].items():
+                merged.setdefault(kind, []).extend(values)
+        if seen >= set(workers):
+            return merged
+    raise SystemExit("could not reach every gunicorn worker")
+
+
 # -- the load: closed-loop client processes, pinned away from the server ----------------------
 
 
 def client_loop(
-    port: int, headers: list[dict[str, str]], path: str, core: int | None, start: Any, result: Any
+    port: int, plan: list[tuple[str, dict[str, str]]], core: int | None, start: Any, result: Any
 ) -> None:
     if core is not None:
         os.sched_setaffinity(0, {core})
     conn = http.client.HTTPConnection("127.0.0.1", port)
     start.wait()
     cpu, wall = time.process_time(), time.perf_counter()
-    for header in headers:
-        conn.request("GET", path, headers=header)
+    for path, headers in plan:
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
@@ -193,19 +275,19 @@ def client_loop(
     result.put((time.process_time() - cpu, time.perf_counter() - wall))
 
 
-def run_phase(
-    port: int, workers: list[int], per_client: list[list[dict[str, str]]], path: str, core: int | None
-) -> tuple[float, float, float, int]:
-    """Send every request of the phase; return (server CPU s, client CPU s, wall s, requests)."""
+def run_round(
+    port: int, workers: list[int], plans: list[list[tuple[str, dict[str, str]]]], core: int | None
+) -> dict[str, Any]:
+    """Send every planned request; the workers' CPU samples by kind, and the round's totals."""
     start = multiprocessing.Event()
     result: multiprocessing.Queue[tuple[float, float]] = multiprocessing.Queue()
     procs = [
-        multiprocessing.Process(target=client_loop, args=(port, headers, path, core, start, result))
-        for headers in per_client
+        multiprocessing.Process(target=client_loop, args=(port, plan, core, start, result)) for plan in plans
     ]
     for proc in procs:
         proc.start()
-    time.sleep(0.2)  # let the clients start before the clock does
+    time.sleep(0.2)  # let the clients start before the clocks do
+    collect_samples(port, workers)  # forget what came before
     before = workers_cpu(workers)
     started = time.perf_counter()
     start.set()
@@ -216,20 +298,36 @@ def run_phase(
         proc.join()
         if proc.exitcode:
             raise SystemExit("a client failed")
-    return server, sum(o[0] for o in outcomes), wall, sum(len(h) for h in per_client)
+    requests = sum(len(plan) for plan in plans)
+    samples = collect_samples(port, workers)
+    return {
+        "samples": {kind: statistics.median(samples[kind]) / 1e3 for kind in KINDS},
+        "server": server / requests * 1e6,
+        "measured": sum(sum(samples[kind]) for kind in KINDS) / 1e9 / server,
+        "client": sum(o[0] for o in outcomes) / requests * 1e6,
+        "rate": requests / wall,
+    }
+
+
+def load_plans(
+    key: ECKey, hot: str, clients: int, cycles: int, seed: int
+) -> list[list[tuple[str, dict[str, str]]]]:
+    plans = []
+    for client in range(clients):
+        fresh = make_tokens(key, cycles)
+        by_kind = {kind: requests_of(kind, hot, fresh) for kind in KINDS}
+        turns = shuffled_turns(cycles, seed * 1000 + client)
+        plans.append([by_kind[kind][cycle] for cycle, order in enumerate(turns) for kind in order])
+    return plans
 
 
 # -- in process: the same app, called as WSGI, no network --------------------------------------
 
 
 def in_process(
-    key: ECKey, jwks_url: str, database_url: str, calls: int, rounds: int
+    key: ECKey, jwks_url: str, database_url: str, cycles: int, rounds: int
 ) -> dict[str, list[float]]:
-    """Median CPU microseconds per call of each kind and round, calling the WSGI app directly.
-
-    The kinds take turns call by call (open, bare, hot, new token, and the verify alone), so
-    drift and neighbours hit them alike; the median per kind ignores calls an interrupt inflated.
-    """
+    """Median CPU microseconds per call of each kind and round, calling the WSGI app directly."""
     from werkzeug.test import EnvironBuilder
 
     os.environ.update(
@@ -241,51 +339,38 @@ def in_process(
     )
     app = create_bench_app()
 
-    def environ(path: str, token: str | None) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return EnvironBuilder(path=path, query_string="limit=20", headers=list(headers.items())).get_environ()
+    def environ(path: str, headers: dict[str, str]) -> dict[str, Any]:
+        url, _, query = path.partition("?")
+        return EnvironBuilder(path=url, query_string=query, headers=list(headers.items())).get_environ()
 
     def start_response(*_args: object) -> None:
         pass
 
     verifier = ECKey.import_key(key.as_dict(private=False)).public_key
     clock = time.process_time_ns
-    medians: dict[str, list[float]] = {kind: [] for kind in (*PHASES, "verify")}
-    hot_token = make_tokens(key, 1)[0]
+    medians: dict[str, list[float]] = {kind: [] for kind in (*KINDS, "verify")}
+    hot = make_tokens(key, 1)[0]
     for _ in range(50):  # warm-up: imports, first queries, the hot token's cache entry
-        for _chunk in app.wsgi_app(environ("/products", hot_token), start_response):
+        for _chunk in app.wsgi_app(environ(PATH, {"Authorization": f"Bearer {hot}"}), start_response):
             pass
-    for _ in range(rounds):
-        fresh = make_tokens(key, calls)
-        kinds: dict[str, list[Any]] = {
-            "open": [environ("/open/products", None)] * calls,
-            "bare": [environ("/bare/products", token) for token in fresh],
-            "hot": [environ("/products", hot_token)] * calls,
-            "new": [environ("/products", token) for token in fresh],
-            "verify": [signature_check(token) for token in make_tokens(key, calls)],
-        }
-        spent: dict[str, list[int]] = {kind: [] for kind in kinds}
-        for i in range(calls):
-            for kind, items in kinds.items():
-                item = items[i]
+    for round_ in range(rounds):
+        fresh = make_tokens(key, cycles)
+        calls = {kind: [environ(p, h) for p, h in requests_of(kind, hot, fresh)] for kind in KINDS}
+        spent: dict[str, list[int]] = {kind: [] for kind in KINDS}
+        for cycle, order in enumerate(shuffled_turns(cycles, round_)):
+            for kind in order:
                 started = clock()
-                if kind == "verify":
-                    verifier.verify(item[0], item[1], ec.ECDSA(hashes.SHA384()))
-                else:
-                    for _chunk in app.wsgi_app(dict(item), start_response):
-                        pass
+                for _chunk in app.wsgi_app(dict(calls[kind][cycle]), start_response):
+                    pass
                 spent[kind].append(clock() - started)
         for kind, values in spent.items():
             medians[kind].append(statistics.median(values) / 1e3)
+        checks = [signature_check(token) for token in make_tokens(key, cycles)]
+        started = clock()
+        for der, signing_input in checks:
+            verifier.verify(der, signing_input, ec.ECDSA(hashes.SHA384()))
+        medians["verify"].append((clock() - started) / cycles / 1e3)
     return medians
-
-
-def signature_check(token: str) -> tuple[bytes, bytes]:
-    """What a bare ES384 check verifies: the DER signature and the signing input of ``token``."""
-    header, payload, signature = token.split(".")
-    raw = base64.urlsafe_b64decode(signature + "==")
-    der = encode_dss_signature(int.from_bytes(raw[:48], "big"), int.from_bytes(raw[48:], "big"))
-    return der, f"{header}.{payload}".encode()
 
 
 # -- gunicorn -----------------------------------------------------------------------------------
@@ -339,13 +424,17 @@ def verdict(values: list[float]) -> str:
     return "meets" if statistics.median(values) <= TARGET_US else "MISSES"
 
 
+def minus(a: list[float], b: list[float]) -> list[float]:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="requests per phase and round")
-    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per round, all kinds")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--inproc-calls", type=int, default=300, help="calls per kind and round in process")
+    parser.add_argument("--inproc-cycles", type=int, default=300, help="calls per kind and round in process")
     args = parser.parse_args()
 
     cores = sorted(os.sched_getaffinity(0))
@@ -353,7 +442,7 @@ def main() -> None:
     key = ECKey.generate_key("P-384", parameters={"alg": "ES384", "use": "sig"}, auto_kid=True)
     jwks = CountingJwks(key)
     hot = make_tokens(key, 1)[0]
-    per_client = args.requests // args.clients
+    cycles = max(1, args.requests // (args.clients * len(KINDS)))
 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite:///{tmp}/bench.sqlite"
@@ -376,70 +465,29 @@ def main() -> None:
             )
         port = free_port()
         proc = start_gunicorn(port, env, args.workers, server_core)
-        results: dict[str, list[tuple[float, float, float, int]]] = {phase: [] for phase in PHASES}
+        rounds = []
         try:
             workers = children(proc.pid)
             wait_for(lambda: jwks.fetches >= args.workers)  # each worker loads the keys as it starts
             start_fetches = jwks.fetches
-            # Warm-up: every worker imports, connects and caches the hot token.
-            warm = [[{"Authorization": f"Bearer {hot}"}] * 200 for _ in range(args.clients)]
-            run_phase(port, workers, warm, PATH, client_core)
-            run_phase(port, workers, [[{}] * 200 for _ in range(args.clients)], "/open" + PATH, client_core)
-            for _ in range(args.rounds):
-                fresh = make_tokens(key, per_client * args.clients)
-                loads: dict[str, tuple[list[list[dict[str, str]]], str]] = {
-                    "open": ([[{}] * per_client for _ in range(args.clients)], "/open" + PATH),
-                    "bare": (
-                        [
-                            [
-                                {"Authorization": f"Bearer {t}"}
-                                for t in fresh[c * per_client : (c + 1) * per_client]
-                            ]
-                            for c in range(args.clients)
-                        ],
-                        "/bare" + PATH,
-                    ),
-                    "hot": ([[{"Authorization": f"Bearer {hot}"}] * per_client] * args.clients, PATH),
-                    "new": (
-                        [
-                            [
-                                {"Authorization": f"Bearer {t}"}
-                                for t in fresh[c * per_client : (c + 1) * per_client]
-                            ]
-                            for c in range(args.clients)
-                        ],
-                        PATH,
-                    ),
-                }
-                for phase in PHASES:
-                    headers, path = loads[phase]
-                    results[phase].append(run_phase(port, workers, headers, path, client_core))
+            run_round(port, workers, load_plans(key, hot, args.clients, 50, 0), client_core)  # warm-up
+            for round_ in range(1, args.rounds + 1):
+                plans = load_plans(key, hot, args.clients, cycles, round_)
+                rounds.append(run_round(port, workers, plans, client_core))
             fetches_after_start = jwks.fetches - start_fetches
-            if sorted(children(proc.pid)) != sorted(workers):
-                print("warning: a gunicorn worker was replaced during the run")
+            replaced = sorted(children(proc.pid)) != sorted(workers)
         finally:
             proc.terminate()
             proc.wait()
-        local = in_process(key, jwks.url, database_url, args.inproc_calls, args.rounds)
+        local = in_process(key, jwks.url, database_url, args.inproc_cycles, args.rounds)
 
-    def server_us(phase: str) -> list[float]:
-        return [r[0] / r[3] * 1e6 for r in results[phase]]
-
-    def client_us(phase: str) -> list[float]:
-        return [r[1] / r[3] * 1e6 for r in results[phase]]
-
-    def rate(phase: str) -> list[float]:
-        return [r[3] / r[2] for r in results[phase]]
-
-    def minus(a: list[float], b: list[float]) -> list[float]:
-        return [x - y for x, y in zip(a, b, strict=True)]
-
+    served = {kind: [r["samples"][kind] for r in rounds] for kind in KINDS}
     extras = {
         "gunicorn": {
-            "hot": minus(server_us("hot"), server_us("open")),
-            "bare": minus(server_us("bare"), server_us("open")),
-            "new": minus(server_us("new"), server_us("open")),
-            "new-bare": minus(server_us("new"), server_us("bare")),
+            "hot": minus(served["hot"], served["open"]),
+            "bare": minus(served["bare"], served["open"]),
+            "new": minus(served["new"], served["open"]),
+            "new-bare": minus(served["new"], served["bare"]),
         },
         "in process": {
             "hot": minus(local["hot"], local["open"]),
@@ -453,45 +501,48 @@ def main() -> None:
         if server_core is not None
         else "fewer than two cores: nothing pinned, client and server share the CPU"
     )
-    labels = {
-        "open": "open route (no check)",
-        "bare": "bare ES384 verify in front",
-        "hot": "token check, token reused",
-        "new": "token check, new token each",
-    }
     print(
-        f"GET {PATH}: gunicorn -w {args.workers} (sync), {args.clients} client processes, {args.rounds} "
-        f"rounds x {len(PHASES)} phases x {per_client * args.clients} requests; {pinning}"
+        f"GET {PATH}: gunicorn -w {args.workers} (sync), {args.clients} client processes, "
+        f"{args.rounds} rounds of {cycles * args.clients * len(KINDS)} requests, the 4 kinds in shuffled "
+        f"turns; {pinning}"
     )
     print("CPU in microseconds per request: median over rounds, then each round")
     print()
-    print(f"{'under gunicorn':32s} {'server CPU (workers)':44s} {'req/s':>6s} {'client CPU':>11s}")
-    for phase in PHASES:
-        print(
-            f"  {labels[phase]:30s} {spread(server_us(phase)):44s} {statistics.median(rate(phase)):6.0f}"
-            f" {statistics.median(client_us(phase)):11.0f}"
-        )
+    print("under gunicorn: each worker's CPU clock around each request (median request of the round)")
+    for kind in KINDS:
+        print(f"  {LABELS[kind]:32s} {spread(served[kind])}")
+    print(
+        f"  {'all kinds, whole workers':32s} {spread([r['server'] for r in rounds])}"
+        "  (process CPU clocks / requests)"
+    )
+    print(
+        "  share of the workers' CPU inside the timed requests: "
+        f"{statistics.median(r['measured'] for r in rounds):.0%};"
+        f" {statistics.median(r['rate'] for r in rounds):.0f} req/s;"
+        f" client CPU {statistics.median(r['client'] for r in rounds):.0f} us/request"
+    )
     print()
-    print(f"{'in process (WSGI call)':32s} {'CPU per call (median of calls)':44s}")
-    for phase in PHASES:
-        print(f"  {labels[phase]:30s} {spread(local[phase])}")
-    print(f"  {'ES384 verify alone, tight loop':30s} {spread(local['verify'])}")
+    print("in process: the WSGI app called directly (median call of the round)")
+    for kind in KINDS:
+        print(f"  {LABELS[kind]:32s} {spread(local[kind])}")
+    print(f"  {'ES384 verify alone, tight loop':32s} {spread(local['verify'])}")
     print()
-    print("extra CPU per request over the same route open")
+    print("extra CPU per request")
     for where, figures in extras.items():
         print(f"  {where}")
-        print(
-            f"    {'token reused (hot)':46s} {spread(figures['hot']):44s} "
-            f"target <= 40: {verdict(figures['hot'])}"
+        rows = (
+            ("token reused (hot), over open", figures["hot"], True),
+            ("bare ES384 verify, over open", figures["bare"], False),
+            ("new token each request, over open", figures["new"], False),
+            ("new token each request, over bare ES384", figures["new-bare"], True),
         )
-        print(f"    {'bare ES384 verify':46s} {spread(figures['bare'])}")
-        print(f"    {'new token each request':46s} {spread(figures['new'])}")
-        print(
-            f"    {'new token, beyond the bare ES384 verify':46s} {spread(figures['new-bare']):44s} "
-            f"target <= 40: {verdict(figures['new-bare'])}"
-        )
+        for label, values, has_target in rows:
+            goal = f"target <= {TARGET_US:.0f}: {verdict(values)}" if has_target else ""
+            print(f"    {label:40s} {spread(values):44s} {goal}")
     print()
     print(f"JWKS fetches after start-up: {fetches_after_start} (target 0: workers load keys as they start)")
+    if replaced:
+        print("warning: a gunicorn worker was replaced during the run")
 
 
 if __name__ == "__main__":
