@@ -6,7 +6,7 @@ Rules (design "Keys"):
 - a token whose ``kid`` is not in the set triggers a refetch at once (a key Logto has just rotated
   in is accepted immediately), then no other ``kid``-triggered refetch for ``cooldown`` seconds, so
   a flood of forged ``kid`` values costs one JWKS request per cooldown. Only these refetches start
-  the cooldown: the start-up load and the TTL refresh never do;
+  the cooldown, once they succeed: the start-up load and the TTL refresh never do;
 - every fetch (discovery included) ends within ``deadline`` seconds, connection and whole body, no
   matter how slowly the issuer answers; it follows no redirect and reads at most ``MAX_JWKS_BYTES``;
 - if the JWKS endpoint is down, the keys already fetched keep working; a failed fetch is not
@@ -90,7 +90,7 @@ class KeyStore:
         self._loaded = False  # a key set was fetched at least once
         self._fetched_at = -math.inf  # last successful fetch
         self._failed_at = -math.inf  # last failed fetch, if it came after the last successful one
-        self._kid_refetch_at = -math.inf  # last refetch caused by an unknown kid (the cooldown)
+        self._kid_refetch_at = -math.inf  # last successful refetch caused by an unknown kid
         self._inflight: Future[bool] | None = None
         self._lock = threading.Lock()  # guards the fields above; never held during a fetch
 
@@ -107,7 +107,7 @@ class KeyStore:
         key = keys.get(kid)
         if key is not None:
             return key
-        fetch = self._fetch_for_unknown_kid()
+        fetch = self._fetch_for_unknown_kid(kid)
         fetched = self._wait(fetch) if fetch is not None else not self._failing()
         key = self._keys.get(kid)
         if key is None and not fetched:
@@ -138,10 +138,12 @@ class KeyStore:
             # In the background: requests go on with the keys in hand meanwhile.
             self._start("cache expired")
 
-    def _fetch_for_unknown_kid(self) -> Future[bool] | None:
+    def _fetch_for_unknown_kid(self, kid: str) -> Future[bool] | None:
         """The fetch to wait for before deciding that ``kid`` is unknown, if the rules allow one."""
         with self._lock:
             now = self.clock()
+            if kid in self._keys:
+                return None  # a fetch that ended since this lookup began brought it
             if self._inflight is not None and not self._inflight.done():
                 return self._inflight  # a fetch is under way (start-up, rotation): wait for it
             if now - self._failed_at < self.retry_after_failure:
@@ -149,8 +151,7 @@ class KeyStore:
             if not self._loaded:
                 reason = "first use"  # the start-up load failed: this is not a kid refetch
             elif now - self._kid_refetch_at >= self.cooldown:
-                reason = "unknown kid"
-                self._kid_refetch_at = now
+                reason = "unknown kid"  # starts the cooldown once it succeeds (see _run)
             else:
                 return None
             return self._start_locked(reason)
@@ -218,6 +219,10 @@ class KeyStore:
             self._loaded = True
             self._fetched_at = started
             self._failed_at = -math.inf
+            if reason == "unknown kid":
+                # A failed refetch does not start the cooldown: the failure backoff spaces those,
+                # and a rotated key is then accepted as soon as the issuer answers again.
+                self._kid_refetch_at = started
         log.info("JWKS fetched (%s): %d signing key(s)", reason, len(keys))
         future.set_result(True)
 
