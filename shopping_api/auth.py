@@ -5,7 +5,11 @@ A request is let through only if its ``Authorization: Bearer`` token is a JWT ac
 ``ResourceProtector`` and ``rfc9068.JWTBearerTokenValidator`` provide the structure; three things
 stock Authlib gets wrong for Logto are overridden here (the README's "Token checks" says more):
 the algorithm list (Logto signs ES384 by default), the required ``typ: at+jwt``, and RFC 6750
-error responses.
+error responses. A token naming a key the API does not have, while the issuer's JWKS cannot be
+fetched, is answered 503 with ``Retry-After`` (the key rules are in ``jwks.py``).
+
+The scope a route names in ``require_oauth`` is the only declaration of it: /openapi.json reads it
+from there (``required_scope``).
 
 Usage in a view module::
 
@@ -122,9 +126,6 @@ class InsufficientScope(BearerError):
     status_code = 403
 
 
-# -- the protector: parses the header, answers errors ---------------------------------------
-
-
 class KeysUnavailableError(BearerError):
     """The token names a key we do not have and the JWKS cannot be fetched: retry shortly."""
 
@@ -137,6 +138,9 @@ class KeysUnavailableError(BearerError):
 
     def response_headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+# -- the protector: parses the header, answers errors ---------------------------------------
 
 
 class LogtoResourceProtector(ResourceProtector):  # type: ignore[misc]  # Authlib is untyped
