@@ -187,7 +187,8 @@ class KeyStore:
         try:
             return future.result(timeout=self.deadline)
         except FutureTimeout:
-            # The fetch enforces the deadline itself; this covers what it cannot (a slow DNS answer).
+            # The fetch enforces the deadline itself; this covers what it cannot: a slow DNS answer,
+            # or response headers sent one byte at a time.
             with self._lock:
                 self._failed_at = self.clock()
                 if self._inflight is future:
@@ -324,4 +325,8 @@ def _remaining(deadline: float) -> float:
 def _describe(exc: BaseException) -> str:
     # FetchError messages are ours; for anything else the type is enough (messages may carry URLs
     # with credentials or server-chosen text).
-    return str(exc) if isinstance(exc, FetchError) else type(exc).__name__
+    if isinstance(exc, FetchError):
+        return str(exc)
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
