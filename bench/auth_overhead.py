@@ -464,11 +464,13 @@ def main() -> None:
                 capture_output=True,
             )
         port = free_port()
+        before_start = jwks.fetches  # init-db and seed built the app too, and loaded the keys
         proc = start_gunicorn(port, env, args.workers, server_core)
         rounds = []
         try:
             workers = children(proc.pid)
-            wait_for(lambda: jwks.fetches >= args.workers)  # each worker loads the keys as it starts
+            # Each worker loads the keys as it starts; a worker may still be starting after /healthz.
+            wait_for(lambda: jwks.fetches >= before_start + args.workers)
             start_fetches = jwks.fetches
             run_round(port, workers, load_plans(key, hot, args.clients, 50, 0), client_core)  # warm-up
             for round_ in range(1, args.rounds + 1):
