@@ -167,10 +167,12 @@ class LogtoResourceProtector(ResourceProtector):  # type: ignore[misc]  # Authli
 
         return decorator
 
-    def acquire_token(self, scopes: list[str] | None = None, **_claims: Any) -> AccessToken:
+    def acquire_token(self, scopes: str | list[str] | None = None, **_claims: Any) -> AccessToken:
         # Authlib's own acquire_token first copies the whole Flask request into an Authlib request
         # object, which a token check never reads: most of the cost of a request whose token is
         # already verified. Only the Authorization header is needed.
+        if isinstance(scopes, str):  # as Authlib's acquire("read:orders") passes it
+            scopes = [scopes]
         validator: LogtoTokenValidator = current_app.extensions["token_validator"]
         token = validator.authenticate_token(self.bearer_token(request.headers.get("Authorization")))
         validator.validate_token(token, scopes, request)

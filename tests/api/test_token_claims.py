@@ -98,3 +98,18 @@ def test_the_document_reads_the_scope_from_require_oauth(app, client, bearer):
 def test_operation_no_longer_takes_a_scope():
     with pytest.raises(TypeError):
         operation("a second place to name the scope", scope="read:orders")
+
+
+def test_the_context_manager_form_checks_the_scope(app, bearer):
+    """Authlib's ``with require_oauth.acquire(scope)`` still works, with the same answers."""
+
+    def whoami():
+        with require_oauth.acquire("read:orders") as token:
+            return {"sub": token["sub"]}
+
+    app.add_url_rule("/whoami", "whoami", whoami)
+    client = app.test_client()
+    assert client.get("/whoami", headers=bearer("read:orders")).status_code == 200
+    denied = client.get("/whoami", headers=bearer("read:products"))
+    assert denied.status_code == 403
+    assert denied.headers["WWW-Authenticate"].endswith('scope="read:orders"')
