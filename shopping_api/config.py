@@ -30,6 +30,8 @@ class ApiSettings(ProjectSettings):
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
     jwks_cache_ttl_seconds: int = Field(default=600, ge=1)
     jwks_refetch_cooldown_seconds: int = Field(default=30, ge=0)
+    #: Whole-fetch deadline (connection and body) for the JWKS; well under gunicorn's worker timeout.
+    jwks_fetch_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
     token_cache_size: int = Field(default=10_000, ge=0)
 
     @field_validator("logto_endpoint")

@@ -1,7 +1,8 @@
 """``GET /openapi.json``: an OpenAPI 3.1 document built from the routes' ``@operation`` declarations.
 
 Schemas come from the pydantic models that validate the requests, and each route's security entry
-names the scope its ``@require_oauth`` demands, so the document describes what is enforced.
+is read from its ``@require_oauth`` (the one place a route names its scope), so the document
+describes what is enforced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from .auth import required_scope
 from .schemas import Error
 from .validation import Operation, operation, operation_of
 
@@ -82,6 +84,7 @@ def build_document(app: Flask) -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, endpoint, op in declared:
+        scope = required_scope(app.view_functions[endpoint])
         responses: dict[str, dict[str, Any]] = {}
         success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
         if op.response is not None:
@@ -92,7 +95,7 @@ def build_document(app: Flask) -> dict[str, Any]:
             }
         responses[str(op.status)] = success
         statuses = {*op.errors, *COMMON_ERRORS}
-        if op.scope:  # protected routes check a token, then use the database (503 when it cannot)
+        if scope:  # protected routes check a token, then use the database (503 when it cannot)
             statuses |= {*AUTH_ERRORS, 503}
         if op.body is not None:
             statuses |= set(BODY_ERRORS)
@@ -112,7 +115,7 @@ def build_document(app: Flask) -> dict[str, Any]:
             "operationId": endpoint.rpartition(".")[2],
             "summary": op.summary,
             "responses": responses,
-            "security": [{"bearer": [op.scope]}] if op.scope else [],
+            "security": [{"bearer": [scope]}] if scope else [],
         }
         if op.description:
             entry["description"] = op.description

@@ -68,7 +68,6 @@ def order_json(
 @require_oauth(READ)
 @operation(
     "List the orders created on one calendar day, in (created_at, id) order",
-    scope=READ,
     query=OrderListQuery,
     response=OrderPage,
     errors=(400,),
@@ -150,7 +149,6 @@ def list_orders(query: OrderListQuery) -> ResponseReturnValue:
 @require_oauth(WRITE)
 @operation(
     "Create an order; prices are taken from the catalog at this moment",
-    scope=WRITE,
     body=OrderCreate,
     status=201,
     response=OrderOut,

@@ -111,7 +111,6 @@ def save(product: Product) -> None:
 @require_oauth(READ)
 @operation(
     "List products, by id, one page at a time",
-    scope=READ,
     query=ProductListQuery,
     response=ProductPage,
     errors=(400,),
@@ -135,7 +134,6 @@ def list_products(query: ProductListQuery) -> ResponseReturnValue:
 @require_oauth(READ)
 @operation(
     "Read one product (its ETag is the version to send in If-Match)",
-    scope=READ,
     path=ProductPath,
     response=ProductOut,
     errors=(400, 404),
@@ -149,7 +147,6 @@ def get_product(path: ProductPath) -> ResponseReturnValue:
 @require_oauth(WRITE)
 @operation(
     "Create a product",
-    scope=WRITE,
     body=ProductCreate,
     status=201,
     response=ProductOut,
@@ -183,7 +180,6 @@ def change(product_id: int, values: dict[str, Any]) -> Response:
 @require_oauth(WRITE)
 @operation(
     "Replace a product (needs If-Match)",
-    scope=WRITE,
     path=ProductPath,
     body=ProductCreate,
     response=ProductOut,
@@ -199,7 +195,6 @@ def replace_product(path: ProductPath, body: ProductCreate) -> ResponseReturnVal
 @require_oauth(WRITE)
 @operation(
     "Change some fields of a product (needs If-Match)",
-    scope=WRITE,
     path=ProductPath,
     body=ProductPatch,
     response=ProductOut,
@@ -215,7 +210,6 @@ def patch_product(path: ProductPath, body: ProductPatch) -> ResponseReturnValue:
 @require_oauth(WRITE)
 @operation(
     "Delete a product (orders keep their copy of it)",
-    scope=WRITE,
     path=ProductPath,
     status=204,
     errors=(400, 404, 412),

@@ -40,7 +40,6 @@ class Operation:
     """What a route takes and answers: enforced by ``operation``, published by /openapi.json."""
 
     summary: str
-    scope: str | None = None
     path: type[Query] | None = None
     query: type[Query] | None = None
     body: type[Body] | None = None

@@ -118,6 +118,11 @@ class JwksServer:
         self.fetch_count = 0
         self.discovery_count = 0
         self.delay = 0.0  # seconds each JWKS answer takes (a slow issuer)
+        #: How the JWKS answers: "ok", "redirect" (302 to ``redirect_to``), "trickle" (the body one
+        #: byte every 50 ms), "trickle-headers", "oversize" (a valid JWKS padded past 64 KiB,
+        #: without Content-Length), "not-json", "no-keys", "error" (HTTP 500).
+        self.mode = "ok"
+        self.redirect_to = ""
         self.paths: list[str] = []
         self._server = None
         self.port = free_port()
@@ -149,6 +154,9 @@ class JwksServer:
                     time.sleep(owner.delay)
                     body = {"keys": [k.as_dict(private=False) for k in owner.keys]}
                     ctype = "application/jwk-set+json"
+                    if owner.mode != "ok":
+                        self.misbehave(json.dumps(body).encode())
+                        return
                 elif self.path == "/oidc/.well-known/openid-configuration":
                     owner.discovery_count += 1
                     body = {
@@ -167,6 +175,47 @@ class JwksServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def misbehave(self, data: bytes) -> None:
+                mode = owner.mode
+                if mode == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", owner.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif mode == "error":
+                    self.send_error(500)
+                elif mode in ("trickle", "trickle-headers"):
+                    self.trickle(data, headers_too=mode == "trickle-headers")
+                elif mode == "oversize":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/jwk-set+json")
+                    self.end_headers()  # HTTP/1.0, no Content-Length: the body ends when we close
+                    self.wfile.write(data[:-1] + b', "padding": "' + b"x" * (70 * 1024) + b'"}')
+                else:
+                    data = b"<html>not json</html>" if mode == "not-json" else b'{"issuer": "x"}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+            def trickle(self, data: bytes, *, headers_too: bool) -> None:
+                """One byte every 50 ms, until the client gives up or the server stops."""
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                head += b"Content-Length: %d\r\n\r\n" % len(data)
+                if not headers_too:
+                    self.wfile.write(head)
+                    head = b""
+                try:
+                    for byte in head + data:
+                        if owner._server is None:
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    return  # the client hung up, as it should
 
             def log_message(self, *args):
                 pass

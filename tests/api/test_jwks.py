@@ -153,8 +153,8 @@ def test_keys_from_discovery_when_no_jwks_uri_is_set(api_settings, jwks_server, 
 
 def test_jwks_without_usable_keys_rejects_tokens(api_settings, jwks_server, signing_key, monkeypatch):
     """Private-key material, symmetric keys and junk entries in a JWKS are never used."""
+    monkeypatch.setattr(jwks_server, "keys", [])  # before the app loads its keys at start
     client = build_app(api_settings).test_client()
-    monkeypatch.setattr(jwks_server, "keys", [])
     response = client.get(ROUTE, headers={"Authorization": fresh_token(jwks_server, signing_key)})
     assert response.status_code == 401
     assert (
