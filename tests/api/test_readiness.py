@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from shopping_api import create_app
@@ -52,8 +54,10 @@ def test_ready_once_the_schema_exists_and_keys_are_loaded(bare_app, jwks_server)
     assert jwks_server.fetch_count == 1
 
 
-def test_not_ready_without_signing_keys(app, jwks_server):
-    jwks_server.stop()
+def test_not_ready_without_signing_keys(api_settings, jwks_server):
+    jwks_server.stop()  # before the app starts: it cannot load its keys
+    app = create_app(api_settings)
+    assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
     response = app.test_client().get("/readyz")
     assert response.status_code == 503 and response.json["error"] == "not_ready"
     assert response.json["error_description"] == "no signing key loaded yet from the issuer's JWKS"
@@ -65,3 +69,15 @@ def test_not_ready_when_the_database_does_not_answer(api_settings):
     response = create_app({**api_settings, "DATABASE_URL": nowhere}).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["error_description"].startswith("the database does not answer")
+
+
+def test_an_api_whose_issuer_was_down_at_start_becomes_ready_without_traffic(api_settings, jwks_server):
+    """Readiness holds traffic back, so it must not wait for a token to fetch the keys."""
+    jwks_server.mode = "error"  # the issuer answers 500 while the API starts
+    app = create_app({**api_settings, "JWKS_REFETCH_COOLDOWN_SECONDS": 1})
+    assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 503
+    jwks_server.mode = "ok"
+    time.sleep(1.1)  # the back-off after a failed fetch (the cooldown, when shorter than 5 s)
+    assert client.get("/readyz").status_code == 200
