@@ -30,13 +30,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     except SettingsError as exc:
         if test_config is not None:
             raise
-        # Started by gunicorn or the flask CLI: one line, no traceback, no respawn loop.
+        # Started by the flask CLI (gunicorn.conf.py checks before any worker starts): one line.
         exit_for_bad_setting(str(exc))
     app.config.from_mapping(SETTINGS=settings)
     app.config.update(config)
 
-    from . import auth, db, errors, health, openapi, orders, products, seed, validation
+    from . import auth, db, errors, health, logs, openapi, orders, products, seed, validation
 
+    logs.init_app(app)  # first: every later hook and view logs with the request id
     errors.init_app(app)
     auth.init_app(app)
     db.init_app(app)

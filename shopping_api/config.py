@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import ipaddress
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -80,3 +81,43 @@ class ApiSettings(ProjectSettings):
         if self.logto_issuer is None:
             object.__setattr__(self, "logto_issuer", issuer_for(self.logto_endpoint))
         return self
+
+
+class ServingSettings(ProjectSettings):
+    """How gunicorn serves the API (read by gunicorn.conf.py) and how every log line looks."""
+
+    #: Where gunicorn listens: HOST:PORT, or unix:PATH.
+    shopping_api_bind: str = "127.0.0.1:8000"
+    #: Worker processes (the name Heroku, Render and gunicorn's own default use).
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+    #: Addresses whose X-Forwarded-* headers are trusted: the reverse proxy's, comma-separated.
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("shopping_api_bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        if value.startswith("unix:") and len(value) > len("unix:"):
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT (e.g. 127.0.0.1:8000) or unix:PATH")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item == "*":
+                continue  # gunicorn's "trust everyone": only behind a network nobody else reaches
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError("must be comma-separated IP addresses or networks (CIDR)") from None
+        return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

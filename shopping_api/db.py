@@ -15,12 +15,12 @@ from pathlib import Path
 import click
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from .errors import error_response
+from .errors import error_response, server_error
 from .models import Base
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: Seconds a SQLite writer waits for the lock before giving up (answered as 503, never 500).
 SQLITE_BUSY_TIMEOUT = 15
 EXTENSION = "shopping_api.db"
+#: What an API whose tables were never created answers, on every route that needs them.
+SCHEMA_MISSING = "the database has no tables yet; create them with `flask --app shopping_api init-db`"
 
 
 def database_url(app: Flask) -> str:
@@ -95,6 +97,12 @@ def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
+def schema_present(engine: Engine) -> bool:
+    """Whether every table of the models exists (raises when the database does not answer)."""
+    existing = set(inspect(engine).get_table_names())
+    return all(table.name in existing for table in Base.metadata.sorted_tables)
+
+
 def ping() -> None:
     """Raise unless the database answers a trivial query."""
     with get_engine().connect() as connection:
@@ -111,6 +119,22 @@ def init_db_command() -> None:
     except OperationalError as exc:
         raise click.ClickException(f"cannot reach the database: {unavailable_reason(exc)}") from None
     click.echo(f"schema ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+def _database_error(exc: DBAPIError):
+    # A missing table is "no such table" (an OperationalError) on SQLite and UndefinedTable (a
+    # ProgrammingError) on PostgreSQL: either way no retry helps, only init-db does. Asked only
+    # when a query failed, so a working database pays nothing for it.
+    try:
+        present = schema_present(get_engine())
+    except SQLAlchemyError:
+        present = True  # the database does not answer at all: say that instead
+    if not present:
+        log.error("database schema missing: run `flask --app shopping_api init-db`")
+        return error_response(503, "schema_missing", SCHEMA_MISSING)
+    if isinstance(exc, OperationalError):
+        return _database_unavailable(exc)
+    return server_error(exc)
 
 
 def _database_unavailable(exc: OperationalError):
@@ -130,5 +154,5 @@ def init_app(app: Flask) -> None:
     # Close pooled connections when the app goes away (tests build many apps in one process).
     weakref.finalize(app, engine.dispose)
     app.teardown_appcontext(close_session)
-    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
     app.cli.add_command(init_db_command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _http_error(exc: HTTPException):
     return error_response(code, name, exc.description or exc.name, headers=headers)
 
 
-def _unexpected_error(exc: Exception):
+def server_error(exc: Exception) -> Response:
     # Log the trace for operators; the client gets a fixed message, never internals.
     log.exception("unhandled error")
     return error_response(500, "server_error", "the server could not complete the request")
@@ -48,4 +48,4 @@ def _unexpected_error(exc: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    app.register_error_handler(Exception, server_error)

@@ -75,6 +75,13 @@ class KeyStore:
             key = self._keys.get(kid)
         return key
 
+    def ready(self) -> bool:
+        """Whether a key set with at least one key is loaded (fetched now if none was yet)."""
+        now = self.clock()
+        if not self._keys and now - self._attempted_at >= self.cooldown:
+            self._refresh(now, "readiness check")
+        return bool(self._keys)
+
     def has(self, kid: str) -> bool:
         """Whether ``kid`` is in the current set, without fetching (for the verified-token cache)."""
         return kid in self._keys

@@ -245,6 +245,10 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
 class Error(BaseModel):
     error: Annotated[str, Field(examples=["validation_failed"])]
     error_description: str

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, abort, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import error_response
 from .schemas import Body, Query
@@ -90,10 +91,22 @@ def parse_path(model: type[Query], values: dict[str, str]) -> Query:
         invalid(400, "invalid_request", "the URL names an invalid id", field_errors(exc, "path"))
 
 
+def read_body() -> bytes:
+    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH, however it was sent."""
+    data = request.get_data(cache=False)  # a Content-Length above the limit raises 413 here
+    limit = request.max_content_length
+    # A chunked body has no length up front: Werkzeug stops reading at the limit and returns what
+    # it has, which may be valid JSON. One byte more on the wire means it was too large.
+    chunked = request.content_length is None
+    if chunked and limit is not None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
+    return data
+
+
 def parse_body(model: type[Body]) -> Body:
     if request.mimetype not in JSON_TYPES:
         invalid(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
-    data = request.get_data(cache=False)  # beyond MAX_CONTENT_LENGTH this raises 413
+    data = read_body()
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:

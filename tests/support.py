@@ -15,9 +15,18 @@ import requests
 #: Environment variables the project's programs read; stripped from test subprocesses so a
 #: developer's shell or .env cannot change what a test sees.
 SETTING_PREFIXES = ("LOGTO_", "SHOPPING_", "STATS_", "TOKEN_", "JWKS_", "LOCAL_ISSUER_")
-SETTING_NAMES = {"DATABASE_URL", "REPORTS_DIR"}
+SETTING_NAMES = {
+    "DATABASE_URL",
+    "REPORTS_DIR",
+    "WEB_CONCURRENCY",
+    "FORWARDED_ALLOW_IPS",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+}
 
 BIN = Path(sys.executable).parent
+#: The API's gunicorn settings (serving, logging, the settings check), as the README runs it.
+GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 
 
 def free_port() -> int:
@@ -51,14 +60,14 @@ def gunicorn_argv(
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        str(GUNICORN_CONF),
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
         "--graceful-timeout",
         "5",
-        # One control socket path per user: parallel servers would take it from each other.
-        "--no-control-socket",
         *extra,
         app,
     ]

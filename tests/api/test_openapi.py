@@ -69,5 +69,5 @@ def test_documented_scopes_are_the_enforced_ones(app, client, bearer, document):
             assert getattr(client, method)(url, json={}).status_code == 401
             checked += 1
     # Every served route was probed (a route added by following the README counts too).
-    open_routes = {("/healthz", "get"), ("/openapi.json", "get")}
+    open_routes = {("/healthz", "get"), ("/readyz", "get"), ("/openapi.json", "get")}
     assert checked == len(served - open_routes) >= 8
