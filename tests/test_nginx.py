@@ -54,7 +54,7 @@ def render_conf(
     text = NGINX_CONF.read_text(encoding="utf-8")
     rewrites = {
         r"listen \S+;  # test: listen": f"listen 127.0.0.1:{listen_port};",
-        r"server \S+;  # test: upstream": f"server 127.0.0.1:{upstream_port};",
+        r"set \$shopping_api \S+;  # test: upstream": f"set $shopping_api 127.0.0.1:{upstream_port};",
         r"pid \S+;  # test: pid": f"pid {workdir}/nginx.pid;",
         r"(\w+_temp_path) /tmp/(\S+);  # test: temp": rf"\1 {workdir}/\2;",
     }
