@@ -8,17 +8,31 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 INTEROP := tests/interop
 
-.PHONY: install test demo bench interop-deps clean
+.PHONY: install lock test demo bench interop-deps clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# The exact versions (with hashes) the tests pass on, then the project itself without resolving again.
+$(STAMP): $(BIN)/python pyproject.toml requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve both lock files from pyproject.toml (after changing a dependency; commit the result).
+# requirements.lock: runtime + postgres (the Docker image); requirements-dev.lock: runtime + dev.
+# Universal: one file serves every Python 3.11+ and platform (the image runs another Python than yours).
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--generate-hashes --no-header --no-emit-index-url
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv>=0.9,<1"
+	$(UV_COMPILE) --extra postgres --output-file requirements.lock
+	$(UV_COMPILE) --extra dev --output-file requirements-dev.lock
 
 # The quick start, narrated: local issuer + API (gunicorn, SQLite) + one worker run; see demo/.
 demo: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ def error_response(
     *,
     fields: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-):
+) -> Response:
     """Build ``{"error": ..., "error_description": ...[, "fields": {...}]}`` with ``status``."""
     body: dict[str, object] = {"error": error, "error_description": description}
     if fields:
@@ -29,7 +30,7 @@ def error_response(
     return response
 
 
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if exc.response is not None:  # abort(response): the response is already the answer
         return exc.response
     code = exc.code or 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import SCHEMA_MISSING, get_engine, ping, schema_present
@@ -24,7 +25,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 @operation("Is the API up and its database reachable? (no token needed)", response=Health, errors=(503,))
-def healthz():
+def healthz() -> ResponseReturnValue:
     try:
         ping()
     except SQLAlchemyError as exc:
@@ -41,8 +42,8 @@ def healthz():
     response=Ready,
     errors=(503,),
 )
-def readyz():
-    problems = []
+def readyz() -> ResponseReturnValue:
+    problems: list[str] = []
     try:
         if not schema_present(get_engine()):
             problems.append(SCHEMA_MISSING)

@@ -21,6 +21,18 @@ bp = Blueprint("openapi", __name__)
 SCHEMA_REF = "#/components/schemas/{model}"
 #: What a failed token check answers (RFC 6750); added to every protected route.
 AUTH_ERRORS = (401, 403)
+#: What any route may answer: 400 for an unknown or repeated query parameter (all routes refuse
+#: them), 414/431 from the server itself for an oversized request line or header section.
+COMMON_ERRORS = (400, 414, 431)
+#: What a route with a JSON body may answer besides its own errors.
+BODY_ERRORS = (400, 413, 415, 422)
+#: Statuses answered before the app runs: no JSON body is promised for them.
+SERVER_ANSWERED = {414: "Request line too long", 431: "Request header fields too large"}
+IF_MATCH = {
+    "required": "The product's current ETag (from GET /products/{product_id}); 428 without it, "
+    "412 if the product changed since",
+    "optional": "The product's current ETag: delete only if the product is unchanged (412 otherwise)",
+}
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -77,7 +89,19 @@ def build_document(app: Flask) -> dict:
                 name: {"description": text, "schema": {"type": "string"}} for name, text in op.headers.items()
             }
         responses[str(op.status)] = success
-        for status in sorted({*op.errors, *(AUTH_ERRORS if op.scope else ())}):
+        statuses = {*op.errors, *COMMON_ERRORS}
+        if op.scope:  # protected routes check a token, then use the database (503 when it cannot)
+            statuses |= {*AUTH_ERRORS, 503}
+        if op.body is not None:
+            statuses |= set(BODY_ERRORS)
+        if op.if_match == "required":
+            statuses |= {412, 428}
+        elif op.if_match == "optional":
+            statuses.add(412)
+        for status in sorted(statuses):
+            if status in SERVER_ANSWERED:
+                responses[str(status)] = {"description": SERVER_ANSWERED[status]}
+                continue
             responses[str(status)] = {
                 "description": HTTPStatus(status).phrase,
                 "content": content(Error, "serialization"),
@@ -91,6 +115,16 @@ def build_document(app: Flask) -> dict:
         if op.description:
             entry["description"] = op.description
         parameters = []
+        if op.if_match is not None:
+            parameters.append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": op.if_match == "required",
+                    "description": IF_MATCH[op.if_match],
+                    "schema": {"type": "string"},
+                }
+            )
         if op.path is not None:
             parameters += _parameters(op.path, "path")
         if op.query is not None:

@@ -186,6 +186,7 @@ def change(product_id: int, values: dict) -> Response:
     response=ProductOut,
     errors=(400, 404, 409, 412, 413, 415, 422, 428),
     headers={"ETag": "new version"},
+    if_match="required",
 )
 def replace_product(path: ProductPath, body: ProductCreate):
     return change(path.product_id, body.model_dump())
@@ -201,6 +202,7 @@ def replace_product(path: ProductPath, body: ProductCreate):
     response=ProductOut,
     errors=(400, 404, 409, 412, 413, 415, 422, 428),
     headers={"ETag": "new version"},
+    if_match="required",
 )
 def patch_product(path: ProductPath, body: ProductPatch):
     return change(path.product_id, body.model_dump(exclude_unset=True))
@@ -214,6 +216,7 @@ def patch_product(path: ProductPath, body: ProductPatch):
     path=ProductPath,
     status=204,
     errors=(400, 404, 412),
+    if_match="optional",
 )
 def delete_product(path: ProductPath):
     session = get_session(write=True)

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 MAX_ID = 2**31 - 1
 MAX_PRICE = 10**12
@@ -21,6 +29,15 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 #: Days GET /orders can be asked about (day boundaries must stay representable in every time zone).
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
+#: The string rules below as JSON Schema patterns (ECMA-262 and Python read them alike), so
+#: /openapi.json states them; a test checks each pattern accepts exactly what the code accepts.
+_CONTROL = r"\x00-\x1f\x7f"
+#: Whitespace as ``str.strip`` sees it, less the control characters already in _CONTROL.
+_EDGE_SPACE = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SINGLE_LINE_PATTERN = rf"^[^{_CONTROL}{_EDGE_SPACE}](?:[^{_CONTROL}]*[^{_CONTROL}{_EDGE_SPACE}])?$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 def _storable(value: str) -> str:
@@ -63,7 +80,17 @@ def _calendar_day(value: str) -> date:
     return day
 
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+def _integral(value: object) -> object:
+    # JSON has one number type: 1999.0 is the integer 1999 (JSON Schema's "integer" agrees, and
+    # Python's json.dumps writes floats that way). 19.99, "1999" and true stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integral = BeforeValidator(_integral)
+# Constraints first, then Integral: it must wrap them for them to show in the JSON Schema.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), Integral]
 Sku = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"),
@@ -74,15 +101,26 @@ ProductName = Annotated[
     StringConstraints(min_length=1, max_length=200),
     AfterValidator(_storable),
     AfterValidator(_single_line),
+    Field(
+        description="One line: no control characters, no whitespace at either end",
+        json_schema_extra={"pattern": SINGLE_LINE_PATTERN},
+    ),
 ]
-Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_storable)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_storable),
+    Field(description="Free text without NUL characters", json_schema_extra={"pattern": NO_NUL_PATTERN}),
+]
 Price = Annotated[
-    int, Field(ge=0, le=MAX_PRICE, description="Integer minor units: 1999 = 19.99 USD", examples=[1999])
+    int,
+    Field(ge=0, le=MAX_PRICE, description="Integer minor units: 1999 = 19.99 USD", examples=[1999]),
+    Integral,
 ]
 Currency = Annotated[
     str, StringConstraints(pattern=r"^[A-Z]{3}$"), Field(description="ISO 4217 code", examples=["USD"])
 ]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), Integral]
 CustomerId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"),
@@ -99,7 +137,7 @@ Timestamp = Annotated[
 
 
 class Body(BaseModel):
-    """JSON bodies: exact types (no "12" for 12, no 12.0 for 12) and no unknown fields."""
+    """JSON bodies: exact types (no "12" for 12, no 12.5 for 12) and no unknown fields."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -123,18 +161,27 @@ class ProductCreate(Body):
     currency: Currency
 
 
+def _without_defaults(schema: dict[str, Any]) -> None:
+    # "Omitted" is the only default of a PATCH field; a default of null would invite sending null.
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
 class ProductPatch(Body):
-    """Only the fields to change; none may be null."""
+    """Only the fields to change; none may be null (leave a field out to keep its value)."""
 
-    sku: Sku | None = None
-    name: ProductName | None = None
-    description: Description | None = None
-    price: Price | None = None
-    currency: Currency | None = None
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_without_defaults)
 
-    @field_validator("*")
+    # Not Optional: None here only marks "not sent" (exclude_unset); a null sent is refused below.
+    sku: Sku = Field(default=None)
+    name: ProductName = Field(default=None)
+    description: Description = Field(default=None)
+    price: Price = Field(default=None)
+    currency: Currency = Field(default=None)
+
+    @field_validator("*", mode="before")
     @classmethod
-    def _not_null(cls, value):
+    def _not_null(cls, value: object) -> object:
         # Runs only for fields the client sent: omitted means "keep", null is a mistake.
         if value is None:
             raise ValueError("must not be null; leave the field out to keep its value")
@@ -178,7 +225,11 @@ class OrderListQuery(Query):
         str,
         StringConstraints(max_length=64),
         AfterValidator(_time_zone),
-        Field(description="IANA time zone name", examples=["Europe/Paris"]),
+        Field(
+            description="IANA time zone name",
+            examples=["Europe/Paris"],
+            json_schema_extra=lambda schema: schema.update(enum=sorted(time_zone_names())),
+        ),
     ] = "UTC"
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
     cursor: Cursor | None = None

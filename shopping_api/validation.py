@@ -45,6 +45,9 @@ class Operation:
     errors: tuple[int, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    #: ``If-Match`` on a write: "required" (428 without it) or "optional"; 412 when it is stale.
+    #: The view compares it with the row's version, so it is declared here and checked there.
+    if_match: str | None = None
 
 
 def field_errors(exc: ValidationError, root: str) -> dict[str, str]:
