@@ -1,6 +1,8 @@
-"""``stats-worker``: run the daily report on a schedule, once, or for a range of past days.
+"""``stats-worker``: run the daily report on a schedule, once, or for a range of past days; retry
+pending custom data; say whether the worker is healthy.
 
-Exit codes: 0 done; 1 a report failed (or some customers' custom data did not sync); 2 bad
+Exit codes: 0 done (``status``: healthy); 1 a report failed, or some customers' custom data did
+not sync (``status``: the last run failed, a run is overdue, or custom data is pending); 2 bad
 command line or settings; 130 interrupted (Ctrl-C).
 """
 
@@ -40,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser("backfill", help="build the reports of a range of days")
     backfill.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE")
     backfill.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE")
+    commands.add_parser(
+        "sync", help="retry the custom-data sync of the days left pending (not their reports) and exit"
+    )
+    commands.add_parser(
+        "status",
+        help="print the last report and sync runs and the next scheduled run; exit 1 when unhealthy",
+    )
     return parser
 
 
@@ -65,12 +74,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stats-worker: configuration error: {exc}", file=sys.stderr)
         return 2
 
+    if args.command == "status":
+        return _status(settings)
+
     from .job import JOB_ERRORS, ReportJob, yesterday
+    from .report_file import ReportsDirError
     from .scheduler import DailyScheduler
 
     job = ReportJob(settings)
     if args.command == "run":
         return DailyScheduler(job).run()
+    if args.command == "sync":
+        try:
+            return 0 if job.sync_pending() else 1
+        except ReportsDirError as exc:
+            log.error("%s", exc)
+            return 1
     if args.command == "once":
         days = [args.date or yesterday(settings.timezone)]
     else:
@@ -87,12 +106,28 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         sync = content.get("custom_data_sync")
-        if sync and sync["failed"]:
-            log.error(
-                "report for %s written, but %d customers' custom data failed to sync", day, sync["failed"]
-            )
+        if sync and sync["failed"]:  # the report is written; the job has said what is pending
             status = 1
+    try:  # days whose sync failed before: retried now, their reports left as they are
+        if not job.sync_pending(except_days=days):
+            status = 1
+    except ReportsDirError as exc:
+        log.error("%s", exc)
+        status = 1
     return status
+
+
+def _status(settings: WorkerSettings) -> int:
+    from .status import check_health
+
+    health = check_health(settings)
+    for line in health.lines:
+        print(line)
+    if health.healthy:
+        print("healthy")
+        return 0
+    print("unhealthy: " + "; ".join(health.problems))
+    return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ import fcntl
 import json
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,38 @@ log = logging.getLogger(__name__)
 STALE_TEMP_SECONDS = 300
 
 
+class ReportsDirError(Exception):
+    """REPORTS_DIR cannot be created or written; the message names it and says what to check."""
+
+
+def check_writable(reports_dir: Path) -> None:
+    """Fail now, before any token is requested, if a report could not be written later.
+
+    Creating (and at once removing) a file is the only true test: permission bits do not tell
+    about read-only mounts, ACLs or a directory owned by another user in a container volume.
+    """
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=reports_dir):
+            pass
+    except OSError as exc:
+        raise ReportsDirError(
+            f"REPORTS_DIR {reports_dir} is not writable ({exc.strerror or type(exc).__name__}); "
+            f"give the worker's user write access to it (uid {os.geteuid()}), or set REPORTS_DIR "
+            "to a directory it can write"
+        ) from None
+
+
 @contextlib.contextmanager
-def reports_lock(reports_dir: Path):
+def reports_lock(reports_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``reports_dir`` across processes while a day is built.
 
     ``run``, ``once`` and ``backfill`` may run side by side; the custom-data sync reads each
     user's data and writes it back (Logto has no conditional update), so two jobs at once could
     overwrite each other's days. The lock is on the directory itself: no lock file to clean up,
-    and the kernel releases it if the process dies.
+    and the kernel releases it if the process dies. The directory is checked to be writable first.
     """
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(reports_dir)
     fd = os.open(reports_dir, os.O_RDONLY)
     try:
         try:

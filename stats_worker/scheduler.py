@@ -5,6 +5,9 @@ APScheduler 3.x ``BlockingScheduler`` with one worker thread, so reports never o
 ``coalesce`` plus a generous ``misfire_grace_time`` mean a run missed while the machine slept
 still happens once when it wakes (the default grace is 1 s). SIGTERM and SIGINT stop the
 scheduler and wait for a report in progress, so a file is never cut in half.
+
+At start, a missing (or unfinished) yesterday is built again, and days whose custom data is still
+pending get their sync retried, alone; each daily run retries those too, after its own report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -24,17 +28,24 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .cron import cron_trigger
 from .job import JOB_ERRORS, ReportJob, yesterday
+from .pending import PendingSyncs
 from .report_file import report_path
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "daily-report"
+SYNC_CATCH_UP_ID = "catch-up-sync"
 MISFIRE_GRACE_SECONDS = 6 * 3600
 JOB_OPTIONS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS}
 
 
-def catch_up_reason(path: Path, day: dt.date) -> str | None:
-    """Why ``day`` must be run again at start: no report, or customers whose sync failed."""
+def catch_up_reason(path: Path, day: dt.date, pending: PendingSyncs | None = None) -> str | None:
+    """Why ``day`` must be built again at start: no report, or one whose sync never finished.
+
+    Customers whose sync failed are kept pending (``pending.py``) and retried without rebuilding
+    the day; only a report that says customers failed with no pending file to retry them from (the
+    sync was cut short, or the file is gone) needs the day's orders again.
+    """
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -42,7 +53,12 @@ def catch_up_reason(path: Path, day: dt.date) -> str | None:
     except (OSError, ValueError):
         return f"the report for {day} is unreadable"
     sync = content.get("custom_data_sync") if isinstance(content, dict) else None
-    if isinstance(sync, dict) and isinstance(sync.get("failed"), int) and sync["failed"] > 0:
+    if not isinstance(sync, dict):
+        return None
+    if "pending" in sync:
+        return f"the custom-data sync of {day} was cut short"
+    has_pending = pending is not None and pending.path(day).exists()
+    if isinstance(sync.get("failed"), int) and sync["failed"] > 0 and not has_pending:
         return f"custom data of {sync['failed']} customer(s) not synced for {day}"
     return None
 
@@ -62,26 +78,46 @@ class DailyScheduler:
         )
 
     def report(self, day: dt.date | None = None) -> bool:
-        """Build one report (default: yesterday); log a failure instead of raising it."""
+        """Build one report (default: yesterday), then retry other days' pending custom data; log
+        a failure instead of raising it."""
         day = day or yesterday(self.tz)
         with self._running:
+            done = False
             try:
                 self.job.run_day(day)
-                return True
+                done = True
             except JOB_ERRORS as exc:
                 log.error("report for %s failed: %s (the scheduler keeps running)", day, exc)
             except Exception:  # a bug must not stop tomorrow's report
                 log.exception("report for %s failed unexpectedly (the scheduler keeps running)", day)
-            return False
+            if not self._stopping.is_set():
+                self._sync_pending(except_days={day})
+            return done
+
+    def sync_pending(self) -> bool:
+        """Retry the days whose custom data is pending (their reports stay as they are)."""
+        with self._running:
+            return self._sync_pending()
+
+    def _sync_pending(self, except_days: set[dt.date] | None = None) -> bool:
+        try:
+            return self.job.sync_pending(except_days=except_days or set())
+        except JOB_ERRORS as exc:
+            log.error("retrying pending custom data failed: %s (the scheduler keeps running)", exc)
+        except Exception:  # a bug must not stop tomorrow's report
+            log.exception("retrying pending custom data failed unexpectedly (the scheduler keeps running)")
+        return False
 
     def schedule(self) -> CronTrigger:
-        """Add the daily job, and a catch-up run if yesterday's report is missing."""
+        """Add the daily job; a catch-up run if yesterday's report is missing or unfinished; a
+        sync-only catch-up if some days' custom data is pending."""
         trigger = cron_trigger(self.settings.stats_cron, self.tz)
         self.scheduler.add_job(
             self.report, trigger, id=JOB_ID, name="daily report", replace_existing=True, **JOB_OPTIONS
         )
         missed = yesterday(self.tz)
-        reason = catch_up_reason(report_path(self.settings.reports_dir, missed), missed)
+        pending = PendingSyncs(self.settings.reports_dir)
+        reason = catch_up_reason(report_path(self.settings.reports_dir, missed), missed, pending)
         if reason:
             log.info("%s: catching up now", reason)
             self.scheduler.add_job(
@@ -92,11 +128,17 @@ class DailyScheduler:
                 name=f"catch-up {missed}",
                 **JOB_OPTIONS,
             )
+        elif pending.days():  # the catch-up above retries these too, after its report
+            log.info("custom data pending for %s: retrying the sync now", ", ".join(map(str, pending.days())))
+            self.scheduler.add_job(
+                self.sync_pending, "date", id=SYNC_CATCH_UP_ID, name="catch-up sync", **JOB_OPTIONS
+            )
         return trigger
 
     def run(self) -> int:
         """Run until SIGTERM or SIGINT; return the exit code."""
         trigger = self.schedule()
+        self.job.runs.scheduler_started(self.settings)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         next_run = trigger.get_next_fire_time(None, dt.datetime.now(self.tz))
@@ -115,7 +157,7 @@ class DailyScheduler:
         log.info("stats worker stopped")
         return 0
 
-    def _on_signal(self, signum: int, _frame) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():
             log.info("%s again: still waiting for the report in progress", signal.Signals(signum).name)
             return

@@ -29,6 +29,7 @@ import requests
 from requests.auth import AuthBase
 
 from logto_m2m.http import make_session
+from logto_m2m.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class TokenClient:
         self.fetch_count = 0
 
     def __repr__(self) -> str:  # the secret stays out of reprs, and so out of tracebacks
-        return f"TokenClient(token_endpoint={self.token_endpoint!r})"
+        return f"TokenClient(token_endpoint={redact_url(self.token_endpoint)!r})"
 
     def get_token(self, resource: str, scopes: str | Iterable[str]) -> str:
         """Return a valid access token for ``resource`` carrying ``scopes``; fetch one if needed."""
@@ -155,12 +156,12 @@ class TokenClient:
             )
         except requests.RequestException as exc:
             raise TokenRequestError(
-                f"cannot reach the Logto token endpoint {self.token_endpoint} "
+                f"cannot reach the Logto token endpoint {redact_url(self.token_endpoint)} "
                 f"({type(exc).__name__}); check LOGTO_ENDPOINT and that Logto is running"
             ) from None
         body = _json_object(response)
         if response.status_code != 200:
-            raise _error_from(response.status_code, body, self.token_endpoint, resource)
+            raise _error_from(response.status_code, body, redact_url(self.token_endpoint), resource)
         token = body.get("access_token")
         # RFC 6749 section 5.1: expires_in is only RECOMMENDED (Logto always sends it); without
         # it, assume a short life and let a 401 trigger the next fetch.
@@ -173,7 +174,7 @@ class TokenClient:
             or expires_in <= 0
         ):
             raise TokenRequestError(
-                f"the token endpoint {self.token_endpoint} returned 200 without a usable bearer "
+                f"the token endpoint {redact_url(self.token_endpoint)} returned 200 without a usable bearer "
                 "token (access_token, token_type Bearer, a positive expires_in); "
                 "is LOGTO_ENDPOINT a Logto server?",
                 status=200,
@@ -284,5 +285,5 @@ class BearerAuth(AuthBase):
 
 
 def _origin(url: str | None) -> str:
-    parts = urlsplit(url or "")
+    parts = urlsplit(redact_url(url or ""))
     return f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -47,6 +47,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (a slow server)
     reset_after: int | None = None  # send this many body bytes, then reset the connection
+    stall_after: int | None = None  # send this many body bytes, then nothing for stall_seconds
+    stall_seconds: float = 3.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -84,6 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if reply.stall_after is not None:
+                self.wfile.write(payload[: reply.stall_after])
+                self.wfile.flush()
+                time.sleep(reply.stall_seconds)  # headers and part of the body are out: silence
+                self.close_connection = True
+                return
             if reply.reset_after is not None:
                 self.wfile.write(payload[: reply.reset_after])
                 self.wfile.flush()
@@ -289,6 +297,49 @@ class OrdersApi:
                 "next_cursor": str(start + limit) if more else None,
             },
         )
+
+
+MGMT = "https://default.logto.app/api"
+
+
+class ManagementApi:
+    """Logto's ``/api/users/{id}/custom-data``: GET, and PATCH merging top-level keys."""
+
+    def __init__(self, tokens: TokenEndpoint, users: dict[str, dict]) -> None:
+        self.tokens = tokens
+        self.users = users
+        self.forbidden = False
+        self.failing: Reply | None = None  # served to every request while set (Logto failing)
+        self.user_faults: dict[str, Reply] = {}  # served for one user's requests
+
+    def __call__(self, request: Recorded) -> Reply:
+        if self.failing is not None:
+            return self.failing
+        auth = request.headers.get("authorization", "")
+        if not self.tokens.valid(auth.removeprefix("Bearer "), MGMT):
+            return Reply(401, {"code": "auth.unauthorized", "message": "Unauthorized."})
+        if self.forbidden:
+            return Reply(403, {"code": "auth.forbidden", "message": "Forbidden."})
+        parts = request.path.split("/")  # "", "api", "users", id, "custom-data"
+        user = parts[3] if len(parts) == 5 and parts[4] == "custom-data" else None
+        if user in self.user_faults:
+            return self.user_faults[user]
+        if user not in self.users:  # as recorded from Logto OSS 1.37.1
+            return Reply(404, {"code": "entity.not_found", "message": "The resource does not exist."})
+        if request.method == "PATCH":
+            self.users[user].update(request.json["customData"])
+        return Reply(200, self.users[user])
+
+
+class Logto:
+    """Logto's token endpoint and Management API on one server, as LOGTO_ENDPOINT serves both."""
+
+    def __init__(self, tokens: TokenEndpoint, management: ManagementApi) -> None:
+        self.tokens = tokens
+        self.management = management
+
+    def __call__(self, request: Recorded) -> Reply:
+        return self.management(request) if request.path.startswith("/api/") else self.tokens(request)
 
 
 class Forward:

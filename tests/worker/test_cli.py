@@ -6,48 +6,28 @@ import datetime as dt
 import json
 import logging
 import signal
+import subprocess
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
 from logto_m2m.settings import SettingsError, load_settings
 from stats_worker.cli import main
 from stats_worker.config import WorkerSettings
+from stats_worker.cron import cron_trigger
 from stats_worker.job import ReportJob, yesterday
-from stats_worker.scheduler import JOB_ID, MISFIRE_GRACE_SECONDS, DailyScheduler
+from stats_worker.scheduler import JOB_ID, JOB_OPTIONS, MISFIRE_GRACE_SECONDS, DailyScheduler
 from tests.support import ServerProcess, clean_env, script
 
 from .conftest import SECRET
 from .expected import expected_customers, expected_report, strip_meta
-from .fakes import FakeServer, OrdersApi, Recorded, Reply, TokenEndpoint, make_orders
+from .fakes import MGMT, FakeServer, ManagementApi, OrdersApi, Reply, make_orders
 
 DAY = dt.date(2026, 11, 20)
-MGMT = "https://default.logto.app/api"
-
-
-class ManagementApi:
-    """Logto's ``/api/users/{id}/custom-data``: GET, and PATCH merging top-level keys."""
-
-    def __init__(self, tokens: TokenEndpoint, users: dict[str, dict]) -> None:
-        self.tokens = tokens
-        self.users = users
-        self.forbidden = False
-
-    def __call__(self, request: Recorded) -> Reply:
-        auth = request.headers.get("authorization", "")
-        if not self.tokens.valid(auth.removeprefix("Bearer "), MGMT):
-            return Reply(401, {"code": "auth.unauthorized", "message": "Unauthorized."})
-        if self.forbidden:
-            return Reply(403, {"code": "auth.forbidden", "message": "Forbidden."})
-        parts = request.path.split("/")  # "", "api", "users", id, "custom-data"
-        user = parts[3] if len(parts) == 5 and parts[4] == "custom-data" else None
-        if user not in self.users:
-            return Reply(404, {"code": "entity.not_exists_with_id", "message": "not found"})
-        if request.method == "PATCH":
-            self.users[user].update(request.json["customData"])
-        return Reply(200, self.users[user])
 
 
 @pytest.fixture
@@ -88,6 +68,7 @@ def test_backfill_reports_each_day(env, shop):
     env(REPORTS_DIR="reports")
     assert main(["backfill", "--from", "2026-11-18", "--to", "2026-11-20"]) == 0
     assert sorted(p.name for p in Path("reports").iterdir()) == [
+        ".status",
         "2026-11-18.json",
         "2026-11-19.json",
         "2026-11-20.json",
@@ -196,7 +177,7 @@ def test_failed_day_exits_1_leaves_no_file_and_keeps_the_old_one(env, shop, caps
     assert main(["once", "--date", "2026-11-21"]) == 1
     assert "report for 2026-11-21 failed: GET /orders answered HTTP 500" in caplog.text
     assert Path("reports", f"{DAY}.json").read_bytes() == before
-    assert [p.name for p in Path("reports").iterdir()] == [f"{DAY}.json"]
+    assert sorted(p.name for p in Path("reports").iterdir()) == [".status", f"{DAY}.json"]
 
 
 def test_token_refusal_is_one_clear_error(env, caplog):
@@ -272,10 +253,14 @@ def test_management_api_refusal_stops_the_sync_and_fails_the_run(env, token_endp
         job = ReportJob(settings)
         job.custom_data.endpoint = mgmt.url
         content = job.run_day(DAY)
-    assert content["custom_data_sync"] == {"synced": 0, "skipped": 0, "failed": 9}
+    sync = content["custom_data_sync"]
+    assert (sync["synced"], sync["skipped"], sync["failed"]) == (0, 0, 9)
+    assert "Management API permission 'all'" in sync["error"]
     assert len(mgmt.requests) <= 2 * job.custom_data.concurrency * 4  # it stopped asking
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1 and "Management API permission 'all'" in errors[0]
+    assert len(errors) == 2  # why it stopped (once, with a request id), and what is left pending
+    assert "sync stopped" in errors[0] and "(request id " in errors[0]
+    assert "9 customer(s) kept pending" in errors[1] and "`stats-worker sync`" in errors[1]
 
 
 def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoint, caplog):
@@ -295,34 +280,57 @@ def test_unknown_users_are_named_up_to_ten_then_counted(worker_env, token_endpoi
     assert len(mgmt.requests) == 15  # a GET each, no PATCH for an unknown user
 
 
-def test_scheduler_job_settings_and_catch_up(env):
+class WithCatalogCheck(DailyScheduler):
+    """The scheduler after following the README's "Add a job" recipe: one more cron job."""
+
+    def schedule(self) -> CronTrigger:
+        trigger = super().schedule()
+        self.scheduler.add_job(
+            lambda: None,
+            cron_trigger("0 * * * *", self.tz),
+            id="catalog-check",
+            replace_existing=True,
+            **JOB_OPTIONS,
+        )
+        return trigger
+
+
+@pytest.mark.parametrize("scheduler_class", [DailyScheduler, WithCatalogCheck])
+def test_scheduler_job_settings_and_catch_up(env, scheduler_class):
     settings = load_settings(
         WorkerSettings, reports_dir=Path("reports"), stats_cron="15 2 * * 1-5", stats_timezone="Europe/Berlin"
     )
-    scheduler = DailyScheduler(ReportJob(settings))
+    scheduler = scheduler_class(ReportJob(settings))
     trigger = scheduler.schedule()
     job = scheduler.scheduler.get_job(JOB_ID)
+    assert job.func == scheduler.report and job.args == ()
     assert job.trigger is trigger and str(trigger.timezone) == "Europe/Berlin"
     assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, MISFIRE_GRACE_SECONDS)
     assert MISFIRE_GRACE_SECONDS >= 3600
     fire = trigger.get_next_fire_time(None, dt.datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Europe/Berlin")))
     assert fire.isoformat() == "2026-11-23T02:15:00+01:00"  # Friday noon -> Monday 02:15 (crontab 1 = Monday)
     missed = yesterday(ZoneInfo("Europe/Berlin"))
-    assert [j.id for j in scheduler.scheduler.get_jobs()] == [JOB_ID, f"catch-up-{missed}"]
+    catch_up = scheduler.scheduler.get_job(f"catch-up-{missed}")
+    assert catch_up.func == scheduler.report and catch_up.args == (missed,)
+    assert isinstance(catch_up.trigger, DateTrigger)  # once, now
+
+    def catch_ups(scheduler: DailyScheduler) -> list[str]:
+        return [j.id for j in scheduler.scheduler.get_jobs() if j.id.startswith("catch-up")]
 
     Path("reports").mkdir()
     Path("reports", f"{missed}.json").write_text("{}")
-    again = DailyScheduler(ReportJob(settings))
+    again = scheduler_class(ReportJob(settings))
     again.schedule()
-    assert [j.id for j in again.scheduler.get_jobs()] == [JOB_ID]  # nothing to catch up
+    assert again.scheduler.get_job(JOB_ID) is not None and catch_ups(again) == []  # nothing to catch up
 
-    # A report whose custom-data sync left failures is run again at start.
+    # A report whose custom-data sync left failures, with nothing pending to retry them from, is
+    # built again at start.
     Path("reports", f"{missed}.json").write_text(
         json.dumps({"custom_data_sync": {"synced": 5, "skipped": 0, "failed": 2}})
     )
-    retry = DailyScheduler(ReportJob(settings))
+    retry = scheduler_class(ReportJob(settings))
     retry.schedule()
-    assert [j.id for j in retry.scheduler.get_jobs()] == [JOB_ID, f"catch-up-{missed}"]
+    assert catch_ups(retry) == [f"catch-up-{missed}"]
 
 
 def test_a_failed_day_does_not_stop_the_scheduler(env, shop, caplog):
@@ -371,7 +379,20 @@ def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, t
     assert f"report for {day} failed: GET /orders answered HTTP 503" in log
     assert "(the scheduler keeps running)" in log and "SIGINT received: stopping" in log
     assert "cron '*/30 * * * *' in Asia/Tokyo, next report at" in log
-    assert not Path(values["REPORTS_DIR"]).exists() or not list(Path(values["REPORTS_DIR"]).iterdir())
+    assert [p.name for p in Path(values["REPORTS_DIR"]).iterdir()] == [".status"]  # no report
+    # The healthcheck, a process of its own, sees the failed catch-up and the scheduler's start.
+    health = subprocess.run(
+        [script("stats-worker"), "status"],
+        env=clean_env(**values),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert health.returncode == 1, health.stdout + health.stderr
+    assert f"report    failed   day {day}" in health.stdout and "scheduler started " in health.stdout
+    assert f"unhealthy: the last report (for {day}) failed" in health.stdout
     assert SECRET not in log and "tok-" not in log
     assert JOB_ID == "daily-report"
 

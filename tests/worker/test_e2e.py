@@ -193,7 +193,7 @@ def test_report_for_a_new_york_day_matches_the_database(stack):
     first = path.read_bytes()
     again = worker(env, "once", "--date", str(DAY1))
     assert again.returncode == 0 and path.read_bytes() == first  # same day twice: same file
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == [".status", path.name]
 
 
 def test_a_day_without_orders(stack):
@@ -260,7 +260,8 @@ def test_worker_killed_mid_report_then_rerun_writes_the_correct_file(stack):
     process.kill()
     process.wait()
     process.stderr.close()
-    assert not reports.exists() or not list(reports.iterdir())  # no file, not even a partial one
+    # no report, not even a partial one (only the record of the run that started)
+    assert not reports.exists() or [p.name for p in reports.iterdir()] == [".status"]
 
     result = worker(env, "once", "--date", str(DAY1))
     assert result.returncode == 0, result.stderr
@@ -268,7 +269,7 @@ def test_worker_killed_mid_report_then_rerun_writes_the_correct_file(stack):
     assert strip_meta(report) == expected_report(
         stack.orders_on(DAY1, ZoneInfo("UTC")), DAY1, ZoneInfo("UTC")
     )
-    assert [p.name for p in reports.iterdir()] == [f"{DAY1}.json"]
+    assert sorted(p.name for p in reports.iterdir()) == [".status", f"{DAY1}.json"]
 
 
 def test_run_catches_up_yesterday_and_sigterm_waits_for_the_report(stack):

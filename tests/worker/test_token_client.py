@@ -282,3 +282,27 @@ def test_no_secret_or_token_in_logs(logto, token_endpoint, token_client, caplog)
     text = caplog.text + repr(token_client)
     assert token not in text and SECRET not in text
     assert basic_authorization(APP_ID, SECRET).split()[1] not in text
+
+
+def test_credentials_in_urls_are_redacted_in_errors_reprs_and_logs(
+    logto, token_endpoint, token_client, caplog
+):
+    client = TokenClient(
+        f"http://ops:hunter2@127.0.0.1:{free_port()}/oidc/token",
+        APP_ID,
+        SECRET,
+        session=quick_session(retries=0),
+    )
+    with pytest.raises(TokenRequestError) as raised:
+        client.get_token(SHOP, SCOPES)
+    assert "cannot reach the Logto token endpoint http://***@127.0.0.1:" in str(raised.value)
+    assert "hunter2" not in str(raised.value) + repr(client)
+
+    api = OrdersApi(token_endpoint, [])
+    with FakeServer(api) as shop, quick_session() as session:
+        token_client.get_token(SHOP, SCOPES)
+        token_endpoint.rotate()  # the next call gets a 401 and a logged retry
+        url = shop.url.replace("http://", "http://ops:hunter2@") + "/orders"
+        session.get(url, params={"date": "2026-11-20"}, auth=BearerAuth(token_client, SHOP, SCOPES))
+    (line,) = [r.getMessage() for r in caplog.records if "answered 401" in r.getMessage()]
+    assert line.startswith("http://***@127.0.0.1:") and "hunter2" not in caplog.text
