@@ -16,9 +16,12 @@ from werkzeug.exceptions import HTTPException
 from logto_m2m.logto import issuer_for
 
 from .config import IssuerConfig, load_config
-from .errors import management_error, oidc_error_response
+from .errors import internal_server_error, management_error, oidc_error_response
 from .keys import SigningKeys
+from .logsafe import loggable
+from .management.requests import MAX_BODY_BYTES
 from .oauth import LocalAuthorizationServer
+from .tenant import STATE_FILE_NAME, Tenant
 from .users import UserStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ class LocalIssuer:
 
     issuer: str
     config: IssuerConfig
+    tenant: Tenant
     keys: SigningKeys
     users: UserStore
     oauth: LocalAuthorizationServer
@@ -45,7 +49,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     Settings (keys of ``test_config``): ``ISSUER_ENDPOINT`` (public base URL, ``iss`` is
     ``{endpoint}/oidc``), ``ISSUER_CONFIG_FILE`` (None: the packaged demo config),
     ``ISSUER_STATE_DIR``, ``ISSUER_KEY_FILE`` (default ``{state dir}/signing-keys.json``),
-    ``ISSUER_ROTATE_KEY``. Raises ``ConfigError``/``KeyFileError``/``UserStoreError`` on bad input.
+    ``ISSUER_ROTATE_KEY``. Raises ``ConfigError``/``KeyFileError``/``UserStoreError``/
+    ``TenantStateError`` on bad input.
     """
     app = Flask(__name__, static_folder=None)  # JSON only
     app.config.from_mapping(
@@ -54,7 +59,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         ISSUER_STATE_DIR=DEFAULT_STATE_DIR,
         ISSUER_KEY_FILE=None,
         ISSUER_ROTATE_KEY=False,
-        MAX_CONTENT_LENGTH=1024 * 1024,
+        # One byte over the Management API's limit: werkzeug stops a chunked body at this size
+        # without an error, so the readers must be able to see that there was more.
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES + 1,
     )
     app.config.from_mapping(test_config or {})
     app.json.sort_keys = False  # keep Logto's field order in bodies
@@ -65,12 +72,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     key_file = Path(app.config["ISSUER_KEY_FILE"] or state_dir / KEY_FILE_NAME)
     keys = SigningKeys.load_or_create(key_file, rotate=bool(app.config["ISSUER_ROTATE_KEY"]))
     issuer = issuer_for(app.config["ISSUER_ENDPOINT"])
+    tenant = Tenant(config, state_dir / STATE_FILE_NAME)
     app.extensions["local_issuer"] = LocalIssuer(
         issuer=issuer,
         config=config,
+        tenant=tenant,
         keys=keys,
         users=UserStore(state_dir / USERS_FILE_NAME, config.users),
-        oauth=LocalAuthorizationServer(config, keys, issuer),
+        oauth=LocalAuthorizationServer(tenant, keys, issuer),
     )
 
     from . import management, oidc
@@ -100,5 +109,5 @@ def _http_error(exc: HTTPException):
 
 def _unexpected_error(exc: Exception):
     # The trace is for the operator's log; the client gets Logto's generic answer, no internals.
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return management_error(500, "unknown")
+    log.exception("unhandled error on %s %s", request.method, loggable(request.path))
+    return internal_server_error()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import socket
 import sys
@@ -19,8 +20,10 @@ from pydantic import Field
 from logto_m2m.settings import ProjectSettings, SettingsError, load_settings
 
 from . import DEFAULT_STATE_DIR, create_app
-from .config import ConfigError, default_config_path
+from .config import ConfigError, default_config_path, packaged_config_paths
 from .keys import KeyFileError
+from .logsafe import SafeAccessLogger, SafeArgsFilter
+from .tenant import TenantStateError
 from .users import UserStoreError
 
 THREADS = 32
@@ -39,6 +42,7 @@ class IssuerSettings(ProjectSettings):
     local_issuer_config: Path | None = None
     local_issuer_state_dir: Path = Path(DEFAULT_STATE_DIR)
     local_issuer_key_file: Path | None = None
+    local_issuer_allow_demo_config_on_network: bool = False
 
 
 def parse_args(argv: list[str] | None, settings: IssuerSettings) -> argparse.Namespace:
@@ -89,12 +93,40 @@ def parse_args(argv: list[str] | None, settings: IssuerSettings) -> argparse.Nam
         action="store_true",
         help="generate a new signing key, publish it first, keep the previous one published",
     )
+    parser.add_argument(
+        "--allow-demo-config-on-network",
+        action="store_true",
+        default=settings.local_issuer_allow_demo_config_on_network,
+        help="serve a packaged config (public secrets) on an address other than loopback, e.g. "
+        "inside a private container network (env LOCAL_ISSUER_ALLOW_DEMO_CONFIG_ON_NETWORK)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error("--port must be between 1 and 65535")
     if args.endpoint and not args.endpoint.startswith(("http://", "https://")):
         parser.error("--endpoint must be an http:// or https:// URL")
     return args
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def uses_packaged_config(config: Path | None) -> bool:
+    """Whether the tenant comes from a config shipped with the package, whose secrets are public."""
+    if config is None:
+        return True
+    try:
+        resolved = config.resolve()
+    except OSError:
+        return False
+    return any(resolved == path.resolve() for path in packaged_config_paths())
 
 
 def _hostport(host: str, port: int) -> str:
@@ -149,6 +181,8 @@ class IssuerServer(BaseApplication):
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SafeArgsFilter())
     try:
         settings = load_settings(IssuerSettings)
     except SettingsError as exc:
@@ -156,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parse_args(argv, settings)
     endpoint = (args.endpoint or f"http://{_hostport(args.host, args.port)}").rstrip("/")
+    public_secrets_on_network = uses_packaged_config(args.config) and not is_loopback(args.host)
+    if public_secrets_on_network and not args.allow_demo_config_on_network:
+        print(
+            f"local-issuer: refusing to serve the packaged demo config on {args.host}: its app secrets "
+            "are public, so anyone who reaches this address gets tokens. Listen on 127.0.0.1, pass "
+            "--config with your own secrets, or add --allow-demo-config-on-network if the address is "
+            "a private network (e.g. inside docker compose)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         listener = listen(args.host, args.port)
     except OSError as exc:  # before any state change: the key file is untouched
@@ -173,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ISSUER_ROTATE_KEY": args.rotate_key,
             }
         )
-    except (ConfigError, KeyFileError, UserStoreError) as exc:
+    except (ConfigError, KeyFileError, UserStoreError, TenantStateError) as exc:
         listener.close()
         print(f"local-issuer: {exc}", file=sys.stderr)
         return 2
@@ -189,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     def when_ready(server) -> None:
+        if public_secrets_on_network:
+            server.log.warning(
+                "local-issuer: WARNING: the packaged demo config (public secrets) is served on %s: "
+                "anyone who can reach it can get tokens; keep this address private",
+                _hostport(args.host, args.port),
+            )
         server.log.info(
             "local-issuer: LOCAL DEVELOPMENT ISSUER, NOT FOR PRODUCTION. Issuer %s on http://%s "
             "(config %s, signing key kid %s)",
@@ -210,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "graceful_timeout": 5,
             "keepalive": 5,
             "accesslog": "-",
+            "logger_class": SafeAccessLogger,  # control characters escaped, values capped
             "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
             "loglevel": "info",

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 #: Logto's default access-token lifetime for an API resource, in seconds.
 DEFAULT_TTL = 3600
 DEFAULT_CONFIG_NAME = "default.yaml"
+#: The tenant before provisioning: the Management API, its role and one admin app.
+BOOTSTRAP_CONFIG_NAME = "bootstrap.yaml"
 
 
 class ConfigError(Exception):
@@ -174,6 +176,16 @@ class IssuerConfig(_Model):
 def default_config_path() -> Path:
     """The demo config shipped inside the package."""
     return Path(str(resources.files("local_issuer").joinpath(DEFAULT_CONFIG_NAME)))
+
+
+def bootstrap_config_path() -> Path:
+    """The bootstrap tenant shipped inside the package (``--config`` it to start there)."""
+    return Path(str(resources.files("local_issuer").joinpath(BOOTSTRAP_CONFIG_NAME)))
+
+
+def packaged_config_paths() -> tuple[Path, ...]:
+    """The config files shipped with the package: their secrets are public."""
+    return (default_config_path(), bootstrap_config_path())
 
 
 def _entry_label(data: Any, loc: tuple[Any, ...]) -> str:

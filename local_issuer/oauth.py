@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 from collections import defaultdict
@@ -32,9 +31,9 @@ from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from .config import Application, IssuerConfig
 from .errors import InvalidTargetError, json_response, oidc_error_body, safe_description
 from .keys import SigningKeys
+from .tenant import ApplicationRecord, Tenant
 from .tokens import issue_access_token
 
 log = logging.getLogger(__name__)
@@ -174,16 +173,16 @@ class TokenRequest(OAuth2Request):
 
 
 class AppClient(ClientMixin):
-    """An M2M application of the config, as Authlib sees a client."""
+    """A machine-to-machine application of the tenant, as Authlib sees a client."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: ApplicationRecord) -> None:
         self.app = app
 
     def get_client_id(self) -> str:
         return self.app.id
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(client_secret.encode(), self.app.secret.encode())
+        return self.app.check_secret(client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CLIENT_AUTH_METHODS
@@ -232,7 +231,7 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
         # Logto's checkResource looks each indicator up first (an unknown one wins), then the
         # grant insists on exactly one distinct resource.
         indicators = list(dict.fromkeys(data.get("resource", [])))
-        resources = [self.server.config.resource(indicator) for indicator in indicators]
+        resources = [self.server.tenant.resource_by_indicator(indicator) for indicator in indicators]
         if None in resources:
             raise InvalidTargetError("resource indicator is missing, or unknown")
         if not resources:
@@ -242,7 +241,7 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
                 "only a single resource indicator value is supported for this grant type"
             )
         resource = resources[0]
-        held = self.server.config.scopes_held(self.client.app, resource.indicator)
+        held = self.server.tenant.scopes_held(self.client.app, resource.indicator)
         # RFC 6749 section 3.3: scopes are separated by single spaces (Logto splits on " " too).
         requested = list(dict.fromkeys(filter(None, (self.request.payload.scope or "").split(" "))))
         # Granted = requested AND held by one of the app's M2M roles; the rest is dropped silently.
@@ -271,9 +270,9 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
 class LocalAuthorizationServer(AuthorizationServer):
     """Authlib's Flask authorization server with Logto's request handling and error bodies."""
 
-    def __init__(self, config: IssuerConfig, keys: SigningKeys, issuer: str) -> None:
+    def __init__(self, tenant: Tenant, keys: SigningKeys, issuer: str) -> None:
         super().__init__()
-        self.config = config
+        self.tenant = tenant
         self.keys = keys
         self.issuer = issuer
         self._query_client = self._find_client
@@ -283,7 +282,7 @@ class LocalAuthorizationServer(AuthorizationServer):
         self.register_grant(LogtoClientCredentialsGrant)
 
     def _find_client(self, client_id: str) -> AppClient | None:
-        app = self.config.application(client_id)
+        app = self.tenant.client(client_id)
         return AppClient(app) if app else None
 
     def create_oauth2_request(self, request) -> TokenRequest:

@@ -38,7 +38,10 @@ def discovery():
 
 @bp.get("/jwks")
 def jwks():
-    # Logto serves the key set uncached: caching (and refetching on an unknown kid) is the client's job.
+    # Caching (and refetching on an unknown kid) is the client's job whatever the header says: Logto
+    # OSS v1.37.1 sends no Cache-Control here at all, only an ETag (tests/logto_captures/jwks.headers);
+    # later versions add "no-cache, max-age=0, must-revalidate" (koa-jwks-cache-control). "no-cache"
+    # keeps a cache between the two from serving keys it has not revalidated.
     response = json_response(
         200, _issuer().keys.public_jwks(), {"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
     )

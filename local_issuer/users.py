@@ -1,9 +1,9 @@
-"""Users' custom data, persisted in one JSON file so it survives restarts.
+"""Users and their custom data, persisted in one JSON file so they survive restarts.
 
-The config says which users exist and the custom data they start with; every PATCH is kept in
-``users.json`` in the state directory. Writes go to a temporary file, fsync, then ``os.replace``:
-a crash leaves the old file or the new one, never half of one. One lock serialises
-read-merge-write, so concurrent PATCHes never lose each other's keys.
+The config says which users exist and the custom data they start with; users created through the
+Management API and every custom-data PATCH are kept in ``users.json`` in the state directory,
+written atomically (``logto_m2m.files``). One lock serialises read-merge-write, so concurrent
+PATCHes never lose each other's keys.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class UserStore:
         self._lock = threading.Lock()
         self._saved: dict[str, dict[str, Any]] = self._read()
         self._started_ms = _now_ms()
+        for user_id, record in self._saved.items():
+            created = record.get("created")
+            if isinstance(created, dict) and user_id not in self._users:
+                self._users[user_id] = User.model_validate({"id": user_id, **created["user"]})
 
     def _read(self) -> dict[str, dict[str, Any]]:
         if not self.path.exists():
@@ -49,8 +53,36 @@ class UserStore:
             raise UserStoreError(f"{self.path}: expected an object of user id -> record")
         return data
 
+    def _write(self, saved: dict[str, dict[str, Any]]) -> None:
+        write_atomically(self.path, json.dumps(saved, indent=2, sort_keys=True).encode(), mode=0o600)
+        self._saved = saved
+
     def exists(self, user_id: str) -> bool:
         return user_id in self._users
+
+    def ids(self) -> list[str]:
+        return list(self._users)
+
+    def find_by(self, *, username: str | None = None, email: str | None = None) -> User | None:
+        for user in self._users.values():
+            if (username is not None and user.username == username) or (
+                email is not None and user.primary_email is not None and user.primary_email == email
+            ):
+                return user
+        return None
+
+    def create(self, user: User) -> None:
+        """Add a user (``POST /api/users``), kept across restarts."""
+        with self._lock:
+            saved = dict(self._saved)
+            created = user.model_dump(by_alias=True, exclude={"id", "custom_data"})
+            saved[user.id] = {
+                "created": {"user": created, "createdAt": _now_ms()},
+                "customData": dict(user.custom_data),
+                "updatedAt": _now_ms(),
+            }
+            self._write(saved)
+            self._users[user.id] = user
 
     def custom_data(self, user_id: str) -> dict[str, Any]:
         saved = self._saved.get(user_id)
@@ -61,15 +93,15 @@ class UserStore:
         with self._lock:
             merged = {**self.custom_data(user_id), **changes}
             saved = dict(self._saved)
-            saved[user_id] = {"customData": merged, "updatedAt": _now_ms()}
-            write_atomically(self.path, json.dumps(saved, indent=2, sort_keys=True).encode(), mode=0o600)
-            self._saved = saved
+            saved[user_id] = {**saved.get(user_id, {}), "customData": merged, "updatedAt": _now_ms()}
+            self._write(saved)
             return dict(merged)
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """The user as ``GET /api/users/{id}`` shows it (the fields of Logto's user object we know)."""
         user = self._users[user_id]
-        updated_at = self._saved.get(user_id, {}).get("updatedAt", self._started_ms)
+        record = self._saved.get(user_id, {})
+        created_at = record.get("created", {}).get("createdAt", self._started_ms)
         return {
             "id": user.id,
             "username": user.username,
@@ -80,8 +112,8 @@ class UserStore:
             "customData": self.custom_data(user_id),
             "identities": {},
             "lastSignInAt": None,
-            "createdAt": self._started_ms,
-            "updatedAt": updated_at,
+            "createdAt": created_at,
+            "updatedAt": record.get("updatedAt", self._started_ms),
             "profile": {},
             "applicationId": None,
             "isSuspended": False,

@@ -4,7 +4,10 @@
   developer's shell or `.env` cannot change the outcome;
 - ``database_url`` runs a test once on SQLite and once on PostgreSQL (when TEST_DATABASE_URL is
   set; CI sets it), each in a fresh database (a new file, or a new schema);
-- token fixtures for the shopping API: a test signing key, a real JWKS server, ``make_token``.
+- token fixtures for the shopping API: a test signing key, a real JWKS server, ``make_token``;
+- the ports a user's own stack listens on (3001, 3002, 8000) are taken for the whole run, so a
+  test that binds or calls a fixed port fails here, not only on a machine where a compose stack,
+  a real Logto or a ``local-issuer`` happens to run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,46 @@ from sqlalchemy.engine import make_url
 
 from tests.support import free_port, is_setting
 
+#: Logto / the local issuer, Logto's Admin Console, the shopping API: their documented ports.
+USER_PORTS = (3001, 3002, 8000)
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+class _PortTakenBySuite(BaseHTTPRequestHandler):
+    """What a test reaches when it calls one of USER_PORTS: a clear refusal, never a hang."""
+
+    def answer(self) -> None:
+        body = b'{"error": "port held by the test suite: tests must use free ports (tests/support.py)"}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_ports_taken():
+    """Hold USER_PORTS on 127.0.0.1 for the session; a port something else holds already stays so."""
+    servers = []
+    for port in USER_PORTS:
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), _PortTakenBySuite)
+        except OSError:
+            continue  # taken by another process: the condition this guard sets up holds anyway
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield USER_PORTS
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(autouse=True)

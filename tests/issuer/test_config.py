@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from local_issuer.config import ConfigError, load_config, parse_config
-from tests.support import clean_env, script
+from tests.support import clean_env, free_port, script
 
 GOOD = """
 resources:
@@ -153,7 +153,15 @@ def test_server_refuses_to_start_with_a_bad_config(tmp_path, name, text, expecte
     config = tmp_path / name
     config.write_text(text)
     result = subprocess.run(
-        [script("local-issuer"), "--config", str(config), "--state-dir", str(tmp_path / "s")],
+        [
+            script("local-issuer"),
+            "--config",
+            str(config),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--port",
+            str(free_port()),
+        ],
         env=clean_env(),
         cwd=tmp_path,
         capture_output=True,
@@ -167,7 +175,7 @@ def test_server_refuses_to_start_with_a_bad_config(tmp_path, name, text, expecte
 
 def test_missing_config_file(tmp_path):
     result = subprocess.run(
-        [script("local-issuer"), "--config", "nowhere.yaml"],
+        [script("local-issuer"), "--config", "nowhere.yaml", "--port", str(free_port())],
         env=clean_env(),
         cwd=tmp_path,
         capture_output=True,

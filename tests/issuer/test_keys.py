@@ -9,7 +9,7 @@ import subprocess
 import requests
 from joserfc import jwt
 
-from tests.support import clean_env, script
+from tests.support import clean_env, free_port, script
 
 from .conftest import MANAGEMENT
 
@@ -69,7 +69,7 @@ def test_unusable_key_file_stops_the_start(tmp_path):
     key_file = tmp_path / "broken.json"
     key_file.write_text("{not json")
     result = subprocess.run(
-        [script("local-issuer"), "--key-file", str(key_file), "--port", "1"],
+        [script("local-issuer"), "--key-file", str(key_file), "--port", str(free_port())],
         env=clean_env(),
         cwd=tmp_path,
         capture_output=True,
@@ -87,7 +87,7 @@ def test_unwritable_state_dir_stops_the_start(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     result = subprocess.run(
-        [script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", "1"],
+        [script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", str(free_port())],
         env=clean_env(),
         cwd=tmp_path,
         capture_output=True,

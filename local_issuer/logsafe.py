@@ -1,0 +1,59 @@
+"""Log lines a client cannot forge: control characters escaped, every logged value capped.
+
+A request path is decoded before it is logged (``%0a`` becomes a newline) and custom-data keys
+are chosen by the caller, so both would otherwise let a client write a fake log line, send
+terminal escape sequences to whoever tails the log, or turn one request into a line of 200 KB.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+#: Characters of any logged value: at most this many, then a note of how many were left out.
+VALUE_LIMIT = 256
+# C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def loggable(value: object, limit: int = VALUE_LIMIT) -> str:
+    """``value`` as one safe line: control characters as ``\\xNN``, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:limit]
+    escaped = _CONTROL.sub(_escape, cut)
+    return escaped if len(text) <= limit else f"{escaped}...(+{len(text) - limit} chars)"
+
+
+class SafeArgsFilter(logging.Filter):
+    """Makes every string argument of a record loggable; the message templates are the code's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(loggable(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: loggable(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+class SafeAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's logger, with every access-log atom (path, user agent, ...) made loggable."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+            handler.addFilter(SafeArgsFilter())
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for name, value in atoms.items():  # in place: gunicorn's SafeAtoms also answers header lookups
+            if isinstance(value, str):
+                atoms[name] = loggable(value)
+        return atoms
