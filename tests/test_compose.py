@@ -366,6 +366,25 @@ def test_local_issuer_settings():
     assert command[:3] == ["local-issuer", "--host", "0.0.0.0"]  # noqa: S104 -- reachable from other containers
 
 
+def test_local_issuer_command_starts_on_every_address(tmp_path):
+    """Compose's command as is (the port aside): the issuer accepts it, with the demo tenant on
+    a non-loopback address, rather than refusing to start."""
+    from tests.support import ServerProcess, clean_env, free_port, script
+
+    command = SERVICES["local-issuer"]["command"]
+    assert "--allow-demo-config-on-network" in command
+    port = free_port()
+    argv = [script(command[0]), *command[1:]]
+    argv[argv.index("--port") + 1] = str(port)
+    with ServerProcess(
+        [*argv, "--state-dir", str(tmp_path / "state")],
+        env=clean_env(),
+        cwd=tmp_path,
+        ready_url=f"http://127.0.0.1:{port}/oidc/.well-known/openid-configuration",
+    ) as issuer:
+        assert issuer.proc.poll() is None
+
+
 def test_state_is_kept_in_volumes():
     reports = environment("stats-worker")["REPORTS_DIR"]
     assert f"reports:{reports}" in SERVICES["stats-worker"]["volumes"]
