@@ -162,6 +162,18 @@ def test_readme_curl_through_the_proxy(stack):
     assert response.headers["Server"].startswith("nginx")  # the published port is nginx's
     assert response.headers["X-Request-ID"]
     assert requests.get(f"{stack.api_url}/products", timeout=10).status_code == 401
+    # One request id on both sides of the proxy, and no query string in either log.
+    traced = requests.get(
+        f"{stack.api_url}/products?limit=5",
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": "compose-trace-1"},
+        timeout=10,
+    )
+    assert traced.headers["X-Request-ID"] == "compose-trace-1"
+    logs = stack.compose("logs", "--no-log-prefix", "nginx", "shopping-api").stdout
+    lines = [line for line in logs.splitlines() if "compose-trace-1" in line]
+    assert any("GET /products HTTP/1.1" in line for line in lines), lines  # nginx
+    assert any("GET /products HTTP/1.0" in line for line in lines), lines  # gunicorn, behind nginx
+    assert "limit=5" not in logs and token not in logs
     # Something nginx answers itself: JSON in the API's shape.
     too_large = requests.post(f"{stack.api_url}/products", data=b" " * 70_000, timeout=10)
     assert too_large.status_code == 413
