@@ -253,6 +253,15 @@ def test_header_line_too_long_is_431(proxy):
     assert_api_error(response.status_code, response.json(), 431)
 
 
+def test_too_many_headers_is_431_json(proxy):
+    """More than gunicorn's 100 header fields: gunicorn refuses it (in HTML); the client gets JSON."""
+    headers = "".join(f"X-H{i}: v\r\n" for i in range(105))
+    answer = raw_request(
+        proxy.url, f"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode()
+    )
+    assert_api_error(*status_and_body(answer), 431)
+
+
 def test_every_request_nginx_lets_through_fits_gunicorns_limits(proxy):
     """The longest request line and header line nginx accepts get the API's JSON answer, not
     gunicorn's HTML 400: nginx's limits are the tighter ones, so its JSON errors are what clients see."""
@@ -381,8 +390,11 @@ class _Capture(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         _Capture.seen.append(dict(self.headers.items()))
-        body = b'{"ok": true}'
-        self.send_response(200)
+        status = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/status/") else 200
+        body = json.dumps({"error": "from_the_api", "status": status}).encode()
+        self.send_response(status)
+        if status == 503:
+            self.send_header("Retry-After", "7")
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Request-ID", "from-upstream")
         self.send_header("Content-Length", str(len(body)))
@@ -393,30 +405,45 @@ class _Capture(BaseHTTPRequestHandler):
         pass
 
 
-def test_forwarded_headers_are_set_by_the_proxy_never_passed_through(tmp_path):
+@pytest.fixture
+def capture(tmp_path) -> Iterator[str]:
+    """nginx in front of a server that records the headers it gets; yields nginx's URL."""
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     nginx, url = start_nginx(tmp_path / "nginx", upstream.server_address[1])
     try:
-        response = requests.get(
-            f"{url}/products",
-            headers={
-                "X-Forwarded-For": "6.6.6.6",
-                "X-Forwarded-Proto": "https",
-                "Forwarded": "for=6.6.6.6",
-                "X-Request-ID": "trace-me",
-            },
-            timeout=10,
-        )
+        yield url
     finally:
         nginx.stop()
         upstream.shutdown()
         upstream.server_close()
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 428, 500, 503])
+def test_the_apis_own_errors_pass_untouched(capture, status):
+    response = requests.get(f"{capture}/status/{status}", timeout=10)
+    assert response.status_code == status
+    assert response.json() == {"error": "from_the_api", "status": status}
+    if status == 503:
+        assert response.headers["Retry-After"] == "7"
+
+
+def test_forwarded_headers_are_set_by_the_proxy_never_passed_through(capture):
+    response = requests.get(
+        f"{capture}/products",
+        headers={
+            "X-Forwarded-For": "6.6.6.6",
+            "X-Forwarded-Proto": "https",
+            "Forwarded": "for=6.6.6.6",
+            "X-Request-ID": "trace-me",
+        },
+        timeout=10,
+    )
     assert response.status_code == 200
     seen = _Capture.seen[-1]
     assert seen["X-Forwarded-For"] == "127.0.0.1"
     assert seen["X-Forwarded-Proto"] == "http"
-    assert seen["X-Forwarded-Host"] == url.removeprefix("http://")
+    assert seen["X-Forwarded-Host"] == capture.removeprefix("http://")
     assert "Forwarded" not in seen
     assert seen["X-Request-ID"] == "trace-me"
     # One X-Request-ID in the answer: the one the API was given.
