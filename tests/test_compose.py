@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from local_issuer.cli import IssuerSettings
-from logto_m2m.settings import load_settings
+from logto_m2m.settings import ProjectSettings, load_settings
 from shopping_api.config import ApiSettings, ServingSettings
 from stats_worker.config import WorkerSettings
 
@@ -30,7 +30,10 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 NGINX_CONF = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
 
 #: The compose services that run this project's code, and the settings class each one reads.
-PYTHON_SERVICES = {"shopping-api": ApiSettings, "stats-worker": WorkerSettings}
+PYTHON_SERVICES: dict[str, type[ProjectSettings]] = {
+    "shopping-api": ApiSettings,
+    "stats-worker": WorkerSettings,
+}
 #: Settings whose compose value differs from the program's default on purpose: inside the
 #: network, other services are reached by their service names, and data lives under /data.
 NETWORK_SETTINGS = {
@@ -54,7 +57,7 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME-default}``."""
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name, operator, default = match.group(1), match.group(2), match.group(3) or ""
         if operator == ":-":
             return env.get(name) or default
@@ -81,7 +84,7 @@ def documented(name: str) -> bool:
     return re.search(rf"^#?\s*{name}=", ENV_EXAMPLE, re.MULTILINE) is not None
 
 
-def field_names(settings_class) -> set[str]:
+def field_names(settings_class: type[ProjectSettings]) -> set[str]:
     return {name.upper() for name in settings_class.model_fields}
 
 
@@ -90,14 +93,20 @@ def published_container_ports(service: str) -> set[int]:
 
 
 def command_text(service: str) -> str:
-    command = SERVICES[service]["command"]
-    return " ".join(command)
+    return " ".join(SERVICES[service]["command"])
+
+
+def conf_value(pattern: str) -> str:
+    """The first group of ``pattern`` in deploy/nginx.conf (a line of it, anchored with ^)."""
+    match = re.search(pattern, NGINX_CONF, re.MULTILINE)
+    assert match, f"deploy/nginx.conf has no line matching {pattern!r}"
+    return match.group(1)
 
 
 # -- services, profiles, dependencies -----------------------------------------------------
 
 
-def test_the_services_and_profiles():
+def test_the_services_and_profiles() -> None:
     assert set(SERVICES) == {
         "postgres",
         "local-issuer",
@@ -122,7 +131,7 @@ def ports(service: str, env: dict[str, str] | None = None) -> list[str]:
     return [interpolate(str(entry), env or {}) for entry in SERVICES[service].get("ports", [])]
 
 
-def test_host_ports_are_settings_bound_to_localhost():
+def test_host_ports_are_settings_bound_to_localhost() -> None:
     defaults = {service: ports(service) for service in SERVICES if "ports" in SERVICES[service]}
     assert defaults == {
         "local-issuer": ["127.0.0.1:3001:3001"],
@@ -135,7 +144,7 @@ def test_host_ports_are_settings_bound_to_localhost():
     assert ports("logto", env) == ["127.0.0.1:9001:3001", "127.0.0.1:9002:3002"]
 
 
-def test_nginx_is_the_apis_only_published_port():
+def test_nginx_is_the_apis_only_published_port() -> None:
     assert "ports" not in SERVICES["shopping-api"]
     assert re.fullmatch(r"nginx:\d+\.\d+\.\d+(-alpine)?", SERVICES["nginx"]["image"]), "a pinned tag"
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in SERVICES["nginx"]["volumes"]
@@ -155,28 +164,28 @@ def test_nginx_is_the_apis_only_published_port():
     "service",
     ["postgres", "local-issuer", "shopping-api", "nginx", "stats-worker", "logto-postgres", "logto"],
 )
-def test_servers_have_healthchecks(service):
+def test_servers_have_healthchecks(service: str) -> None:
     check = SERVICES[service]["healthcheck"]
     assert check["test"][0] in ("CMD", "CMD-SHELL")
     assert check["retries"] >= 1
 
 
 @pytest.mark.parametrize("service", ["postgres", "logto-postgres"])
-def test_databases_are_healthy_only_when_tcp_answers(service):
+def test_databases_are_healthy_only_when_tcp_answers(service: str) -> None:
     """pg_isready over the Unix socket answers while the image's first-run server refuses TCP."""
     test = SERVICES[service]["healthcheck"]["test"]
     assert test[0] == "CMD" and test[1] == "pg_isready"
     assert test[test.index("-h") + 1] == "127.0.0.1"
 
 
-def test_health_means_ready():
+def test_health_means_ready() -> None:
     api = " ".join(SERVICES["shopping-api"]["healthcheck"]["test"])
     assert "http://127.0.0.1:8000/readyz" in api  # database, tables and signing keys, not just alive
     assert SERVICES["stats-worker"]["healthcheck"]["test"] == ["CMD", "stats-worker", "status"]
     assert "http://127.0.0.1:8080/healthz" in SERVICES["nginx"]["healthcheck"]["test"]
 
 
-def test_dependencies_wait_for_health():
+def test_dependencies_wait_for_health() -> None:
     expected = {
         "shopping-api": {"postgres"},
         "nginx": {"shopping-api"},
@@ -197,7 +206,7 @@ def test_dependencies_wait_for_health():
             assert not {"local-issuer", "logto"} & set(service.get("depends_on", {})), name
 
 
-def test_one_image_built_once():
+def test_one_image_built_once() -> None:
     """compose builds an image per service that says `build:`: exactly one does."""
     builders = [name for name, service in SERVICES.items() if "build" in service]
     assert builders == ["shopping-api"]
@@ -209,12 +218,12 @@ def test_one_image_built_once():
 
 
 @pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
-def test_every_setting_of_the_program_is_passed_through(service):
+def test_every_setting_of_the_program_is_passed_through(service: str) -> None:
     """Each setting the program reads can be set from .env, so nothing needs a compose edit."""
     assert field_names(PYTHON_SERVICES[service]) <= set(environment(service))
 
 
-def test_serving_settings_are_passed_through():
+def test_serving_settings_are_passed_through() -> None:
     env = environment("shopping-api")
     assert field_names(ServingSettings) <= set(env)
     settings = load_settings(
@@ -227,7 +236,7 @@ def test_serving_settings_are_passed_through():
 
 
 @pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
-def test_compose_defaults_are_valid_settings(service):
+def test_compose_defaults_are_valid_settings(service: str) -> None:
     """With no .env at all, the program starts: every setting is set or defaulted, and valid."""
     env = environment(service)
     settings_class = PYTHON_SERVICES[service]
@@ -238,7 +247,7 @@ def test_compose_defaults_are_valid_settings(service):
 
 
 @pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
-def test_compose_defaults_match_the_code(service):
+def test_compose_defaults_match_the_code(service: str) -> None:
     """A default written in compose equals the program's own, so the two cannot drift apart."""
     settings_class = PYTHON_SERVICES[service]
     required = {"logto_app_id": "x", "logto_app_secret": "x"} if service == "stats-worker" else {}
@@ -253,7 +262,7 @@ def test_compose_defaults_match_the_code(service):
         assert getattr(composed, name) == getattr(code, name), name
 
 
-def test_env_file_values_reach_the_programs():
+def test_env_file_values_reach_the_programs() -> None:
     env = {
         "STATS_CRON": "30 1 * * *",
         "TOKEN_LEEWAY_SECONDS": "10",
@@ -267,7 +276,7 @@ def test_env_file_values_reach_the_programs():
     assert api["LOGTO_JWKS_URI"] == "https://tenant.logto.app/oidc/jwks"
 
 
-def test_every_compose_variable_is_documented_in_env_example():
+def test_every_compose_variable_is_documented_in_env_example() -> None:
     missing = sorted(name for name in compose_variables() | {"COMPOSE_PROFILES"} if not documented(name))
     assert not missing, f"add these to .env.example: {missing}"
 
@@ -275,7 +284,7 @@ def test_every_compose_variable_is_documented_in_env_example():
 @pytest.mark.parametrize(
     "settings_class", [ApiSettings, WorkerSettings, IssuerSettings], ids=lambda c: c.__name__
 )
-def test_every_setting_is_documented_in_env_example(settings_class):
+def test_every_setting_is_documented_in_env_example(settings_class: type[ProjectSettings]) -> None:
     missing = sorted(name for name in field_names(settings_class) if not documented(name))
     assert not missing, f"add these to .env.example: {missing}"
 
@@ -283,18 +292,18 @@ def test_every_setting_is_documented_in_env_example(settings_class):
 # -- the network: names, ports, issuer URLs ---------------------------------------------------
 
 
-def test_api_port_agrees_everywhere():
+def test_api_port_agrees_everywhere() -> None:
     bind_port = int(environment("shopping-api")["SHOPPING_API_BIND"].rsplit(":", 1)[1])
     assert f"http://127.0.0.1:{bind_port}/readyz" in " ".join(SERVICES["shopping-api"]["healthcheck"]["test"])
     assert environment("stats-worker")["SHOPPING_API_URL"] == f"http://shopping-api:{bind_port}"
     # nginx: proxies to that port, listens on the port compose publishes and checks.
     assert re.search(rf"set \$shopping_api shopping-api:{bind_port};", NGINX_CONF)
-    listen = int(re.search(r"^\s*listen (\d+);", NGINX_CONF, re.MULTILINE).group(1))
+    listen = int(conf_value(r"^\s*listen (\d+);"))
     assert published_container_ports("nginx") == {listen}
     assert f"http://127.0.0.1:{listen}/healthz" in SERVICES["nginx"]["healthcheck"]["test"]
 
 
-def test_gunicorn_runs_with_the_repositorys_config():
+def test_gunicorn_runs_with_the_repositorys_config() -> None:
     command = command_text("shopping-api")
     assert "exec gunicorn -c /app/gunicorn.conf.py 'shopping_api:create_app()'" in command
     assert "--bind" not in command, "the bind is SHOPPING_API_BIND, read by gunicorn.conf.py"
@@ -302,14 +311,14 @@ def test_gunicorn_runs_with_the_repositorys_config():
     assert 'CMD ["gunicorn", "-c", "/app/gunicorn.conf.py", "shopping_api:create_app()"]' in DOCKERFILE
 
 
-def test_nginx_body_limit_is_the_apis():
+def test_nginx_body_limit_is_the_apis() -> None:
     from shopping_api.validation import MAX_CONTENT_LENGTH
 
-    size = re.search(r"^\s*client_max_body_size (\d+)k;", NGINX_CONF, re.MULTILINE).group(1)
+    size = conf_value(r"^\s*client_max_body_size (\d+)k;")
     assert int(size) * 1024 == MAX_CONTENT_LENGTH
 
 
-def test_provision_runs_against_logto_and_writes_the_projects_env():
+def test_provision_runs_against_logto_and_writes_the_projects_env() -> None:
     provision = SERVICES["provision"]
     env = environment("provision")
     assert env["LOGTO_ENDPOINT"] == "http://logto:3001"
@@ -321,7 +330,7 @@ def test_provision_runs_against_logto_and_writes_the_projects_env():
     assert interpolate(provision["user"], {}) == "1000:1000"
 
 
-def test_issuer_urls_point_at_services_and_the_public_issuer():
+def test_issuer_urls_point_at_services_and_the_public_issuer() -> None:
     issuer_port = int(
         SERVICES["local-issuer"]["command"][SERVICES["local-issuer"]["command"].index("--port") + 1]
     )
@@ -341,7 +350,7 @@ def test_issuer_urls_point_at_services_and_the_public_issuer():
     assert 3001 in published_container_ports("logto")
 
 
-def test_database_url_names_the_postgres_service():
+def test_database_url_names_the_postgres_service() -> None:
     url = urlsplit(environment("shopping-api")["DATABASE_URL"])
     postgres = environment("postgres")
     assert url.scheme == "postgresql+psycopg" and url.hostname == "postgres"
@@ -355,7 +364,7 @@ def test_database_url_names_the_postgres_service():
     assert logto_db.password == environment("logto-postgres")["POSTGRES_PASSWORD"]
 
 
-def test_local_issuer_settings():
+def test_local_issuer_settings() -> None:
     env = environment("local-issuer")
     settings = load_settings(
         IssuerSettings, env_file=None, **{name.lower(): value for name, value in env.items()}
@@ -366,7 +375,7 @@ def test_local_issuer_settings():
     assert command[:3] == ["local-issuer", "--host", "0.0.0.0"]  # noqa: S104 -- reachable from other containers
 
 
-def test_local_issuer_command_starts_on_every_address(tmp_path):
+def test_local_issuer_command_starts_on_every_address(tmp_path: Path) -> None:
     """Compose's command as is (the port aside): the issuer accepts it, with the demo tenant on
     a non-loopback address, rather than refusing to start."""
     from tests.support import ServerProcess, clean_env, free_port, script
@@ -382,10 +391,10 @@ def test_local_issuer_command_starts_on_every_address(tmp_path):
         cwd=tmp_path,
         ready_url=f"http://127.0.0.1:{port}/oidc/.well-known/openid-configuration",
     ) as issuer:
-        assert issuer.proc.poll() is None
+        assert issuer.proc is not None and issuer.proc.poll() is None
 
 
-def test_state_is_kept_in_volumes():
+def test_state_is_kept_in_volumes() -> None:
     reports = environment("stats-worker")["REPORTS_DIR"]
     assert f"reports:{reports}" in SERVICES["stats-worker"]["volumes"]
     assert set(COMPOSE["volumes"]) >= {"reports", "shop-db", "local-issuer-data", "logto-db"}
@@ -395,7 +404,7 @@ def test_state_is_kept_in_volumes():
 
 
 @pytest.mark.parametrize("service", ["local-issuer", "shopping-api", "stats-worker", "provision"])
-def test_programs_receive_signals(service):
+def test_programs_receive_signals(service: str) -> None:
     command = SERVICES[service]["command"]
     assert isinstance(command, list), "exec form: no shell between docker and the program"
     if command[:2] == ["sh", "-c"]:
@@ -409,7 +418,7 @@ def dockerfile_lines() -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_dockerfile_is_slim_non_root_and_caches_dependencies():
+def test_dockerfile_is_slim_non_root_and_caches_dependencies() -> None:
     lines = dockerfile_lines()
     assert re.fullmatch(r"FROM python:3\.1[1-9]-slim", lines[0])
     copies = [line for line in lines if line.startswith("COPY")]
@@ -429,14 +438,14 @@ def test_dockerfile_is_slim_non_root_and_caches_dependencies():
         assert f"COPY {package} ./{package}" in lines
 
 
-def test_dockerfile_installs_exactly_the_lock_file():
+def test_dockerfile_installs_exactly_the_lock_file() -> None:
     """Hashes required, nothing resolved again: the image runs the versions the tests passed on."""
     installs = [line for line in dockerfile_lines() if "pip install" in line]
     assert installs[0].endswith("pip install --require-hashes --no-deps -r requirements.lock")
     assert all("--no-deps" in line for line in installs)
 
 
-def test_lock_file_pins_every_dependency_pyproject_declares():
+def test_lock_file_pins_every_dependency_pyproject_declares() -> None:
     """A dependency added to pyproject.toml without `make lock` would be missing from the image."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
@@ -461,7 +470,7 @@ def test_lock_file_pins_every_dependency_pyproject_declares():
             assert "--hash=sha256:" in block, block.split("\n", 1)[0]
 
 
-def test_dockerignore_keeps_secrets_and_state_out():
+def test_dockerignore_keeps_secrets_and_state_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for entry in (".env", ".venv", ".git", ".demo", "reports", "tests"):
         assert entry in ignored
@@ -469,7 +478,7 @@ def test_dockerignore_keeps_secrets_and_state_out():
         assert needed not in ignored
 
 
-def test_docker_compose_config():
+def test_docker_compose_config() -> None:
     docker = shutil.which("docker")
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker compose plugin is not installed: the YAML checks above stand in for it")

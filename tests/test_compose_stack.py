@@ -31,27 +31,28 @@ from tests.test_nginx import SLOW_CLIENTS, healthz_delay_under_slow_clients
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCKER = shutil.which("docker")
+_FOUND = shutil.which("docker")
 ADMIN = ("m2m-admin", "admin-local-secret")
 RESOURCE = "https://shopping.api"
 SERVICES = {"postgres", "local-issuer", "shopping-api", "nginx", "stats-worker"}
 
 
-def _engine_problem() -> str | None:
-    if DOCKER is None:
+def _engine_problem(docker: str | None) -> str | None:
+    if docker is None:
         return "no docker CLI on PATH"
-    info = subprocess.run([DOCKER, "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30)
+    info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30)
     if info.returncode != 0:
         return "no Docker engine answers (docker info failed)"
-    compose = subprocess.run([DOCKER, "compose", "version"], capture_output=True, timeout=30)
+    compose = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
     if compose.returncode != 0:
         return "the docker compose v2 plugin is not installed"
     return None
 
 
-_problem = _engine_problem()
-if _problem:
+_problem = _engine_problem(_FOUND)
+if _problem or _FOUND is None:
     pytest.skip(f"compose stack not started: {_problem}", allow_module_level=True)
+DOCKER: str = _FOUND
 
 
 @dataclass
@@ -103,7 +104,8 @@ class Stack:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()["access_token"]
+        token: str = response.json()["access_token"]
+        return token
 
     def kids(self) -> list[str]:
         return [key["kid"] for key in requests.get(f"{self.issuer_url}/oidc/jwks", timeout=10).json()["keys"]]
@@ -113,7 +115,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("compose")
     api_port, issuer_port = free_port(), free_port()
     # The README's first step (cp .env.example .env), with free ports and a subnet of its own.
@@ -146,14 +148,14 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         stack.compose("down", "-v", "--remove-orphans", timeout=180, check=False)
 
 
-def test_every_service_is_healthy(stack):
+def test_every_service_is_healthy(stack: Stack) -> None:
     states = stack.states()
     assert set(states) == SERVICES
     for service, (state, health) in states.items():
         assert (state, health) == ("running", "healthy"), service
 
 
-def test_readme_curl_through_the_proxy(stack):
+def test_readme_curl_through_the_proxy(stack: Stack) -> None:
     token = stack.token("read:products write:products")
     response = requests.get(
         f"{stack.api_url}/products", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -180,7 +182,7 @@ def test_readme_curl_through_the_proxy(stack):
     assert set(too_large.json()) == {"error", "error_description"}
 
 
-def test_a_worker_run_writes_its_report(stack):
+def test_a_worker_run_writes_its_report(stack: Stack) -> None:
     token = stack.token("read:products write:products read:orders write:orders")
     headers = {"Authorization": f"Bearer {token}"}
     product = requests.post(
@@ -206,12 +208,12 @@ def test_a_worker_run_writes_its_report(stack):
     assert json.loads(report.stdout)["orders"] == 2
 
 
-def test_slow_clients_do_not_delay_healthz(stack):
+def test_slow_clients_do_not_delay_healthz(stack: Stack) -> None:
     took = healthz_delay_under_slow_clients(stack.api_url)
     assert took < 3, f"/healthz took {took:.1f}s through compose's nginx with {SLOW_CLIENTS} slow clients"
 
 
-def test_stop_is_quick_and_clean_and_state_survives_a_restart(stack):
+def test_stop_is_quick_and_clean_and_state_survives_a_restart(stack: Stack) -> None:
     kids = stack.kids()
     token = stack.token("read:products")
     products = requests.get(

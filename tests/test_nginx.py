@@ -16,35 +16,36 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import requests
 
+# The API's body limit: nginx must refuse exactly above it.
+from shopping_api.validation import MAX_CONTENT_LENGTH
 from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-NGINX = shutil.which("nginx") or next(
+_FOUND = shutil.which("nginx") or next(
     (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None
 )
-if NGINX is None:
+if _FOUND is None:
     pytest.skip(
         "nginx is not installed (Debian: apt-get install nginx-light): deploy/nginx.conf not run",
         allow_module_level=True,
     )
+NGINX: str = _FOUND
 
 RESOURCE = "https://shopping.api"
 ADMIN = ("m2m-admin", "admin-local-secret")
-#: The API's body limit (shopping_api/validation.py): nginx must refuse exactly above it.
-from shopping_api.validation import MAX_CONTENT_LENGTH  # noqa: E402 -- after the skip on purpose
 
 
 def render_conf(
@@ -67,7 +68,7 @@ def render_conf(
     return path
 
 
-def start_nginx(workdir: Path, upstream_port: int, **kwargs) -> tuple[ServerProcess, str]:
+def start_nginx(workdir: Path, upstream_port: int, **kwargs: Any) -> tuple[ServerProcess, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = render_conf(workdir, listen_port=port, upstream_port=upstream_port, **kwargs)
@@ -110,7 +111,7 @@ def raw_request(url: str, data: bytes, *, timeout: float = 15) -> bytes:
     return b"".join(chunks)
 
 
-def status_and_body(response: bytes) -> tuple[int, dict]:
+def status_and_body(response: bytes) -> tuple[int, dict[str, Any]]:
     head, _, body = response.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return status, json.loads(body)
@@ -131,14 +132,15 @@ class Proxy:
             timeout=10,
         )
         response.raise_for_status()
-        return response.json()["access_token"]
+        token: str = response.json()["access_token"]
+        return token
 
     def log(self) -> str:
         return self.nginx.log_text()
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory) -> Iterator[Proxy]:
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     root = tmp_path_factory.mktemp("nginx")
     issuer_port, api_port = free_port(), free_port()
     issuer_url = f"http://127.0.0.1:{issuer_port}"
@@ -175,7 +177,7 @@ def proxy(tmp_path_factory) -> Iterator[Proxy]:
 # -- the README's flow through the proxy ------------------------------------------------------
 
 
-def test_readme_curl_through_the_proxy(proxy):
+def test_readme_curl_through_the_proxy(proxy: Proxy) -> None:
     token = proxy.token()
     response = requests.get(f"{proxy.url}/products", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert response.status_code == 200, response.text
@@ -196,7 +198,7 @@ def test_readme_curl_through_the_proxy(proxy):
     assert anonymous.json() == requests.get(f"{proxy.api_url}/products", timeout=10).json()
 
 
-def test_every_response_carries_one_request_id(proxy):
+def test_every_response_carries_one_request_id(proxy: Proxy) -> None:
     mine = requests.get(f"{proxy.url}/healthz", headers={"X-Request-ID": "abc-123.x:y"}, timeout=10)
     assert mine.headers["X-Request-ID"] == "abc-123.x:y"
     assert mine.raw.headers.getlist("X-Request-ID") == ["abc-123.x:y"]
@@ -210,13 +212,13 @@ def test_every_response_carries_one_request_id(proxy):
 # -- what nginx answers itself: the API's JSON shape ------------------------------------------
 
 
-def assert_api_error(status: int, body: dict, expected_status: int) -> None:
+def assert_api_error(status: int, body: dict[str, Any], expected_status: int) -> None:
     assert status == expected_status, body
     assert set(body) == {"error", "error_description"}
     assert re.fullmatch(r"[a-z_]+", body["error"]) and body["error_description"]
 
 
-def test_body_limit_equals_the_apis(proxy):
+def test_body_limit_equals_the_apis(proxy: Proxy) -> None:
     token = proxy.token()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     at_limit = b" " * (MAX_CONTENT_LENGTH - 2) + b"{}"
@@ -231,7 +233,7 @@ def test_body_limit_equals_the_apis(proxy):
     assert direct.status_code == 413 and direct.json()["error"] == response.json()["error"]
 
 
-def test_chunked_body_over_the_limit_is_413(proxy):
+def test_chunked_body_over_the_limit_is_413(proxy: Proxy) -> None:
     token = proxy.token()
     chunk = b" " * 4096
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(MAX_CONTENT_LENGTH // 4096 + 1))
@@ -243,17 +245,17 @@ def test_chunked_body_over_the_limit_is_413(proxy):
     assert_api_error(*status_and_body(answer), 413)
 
 
-def test_request_line_too_long_is_414(proxy):
+def test_request_line_too_long_is_414(proxy: Proxy) -> None:
     response = requests.get(f"{proxy.url}/products?q={'a' * 9000}", timeout=10)
     assert_api_error(response.status_code, response.json(), 414)
 
 
-def test_header_line_too_long_is_431(proxy):
+def test_header_line_too_long_is_431(proxy: Proxy) -> None:
     response = requests.get(f"{proxy.url}/healthz", headers={"X-Big": "a" * 9000}, timeout=10)
     assert_api_error(response.status_code, response.json(), 431)
 
 
-def test_too_many_headers_is_431_json(proxy):
+def test_too_many_headers_is_431_json(proxy: Proxy) -> None:
     """More than gunicorn's 100 header fields: gunicorn refuses it (in HTML); the client gets JSON."""
     headers = "".join(f"X-H{i}: v\r\n" for i in range(105))
     answer = raw_request(
@@ -262,7 +264,7 @@ def test_too_many_headers_is_431_json(proxy):
     assert_api_error(*status_and_body(answer), 431)
 
 
-def test_every_request_nginx_lets_through_fits_gunicorns_limits(proxy):
+def test_every_request_nginx_lets_through_fits_gunicorns_limits(proxy: Proxy) -> None:
     """The longest request line and header line nginx accepts get the API's JSON answer, not
     gunicorn's HTML 400: nginx's limits are the tighter ones, so its JSON errors are what clients see."""
     longest_path = longest_accepted(proxy.url, lambda n: f"GET /{'a' * n} HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -281,7 +283,7 @@ def test_every_request_nginx_lets_through_fits_gunicorns_limits(proxy):
         assert status == expected, body  # gunicorn accepted it too, and the API answered
 
 
-def longest_accepted(url: str, build) -> int:
+def longest_accepted(url: str, build: Callable[[int], str]) -> int:
     """Binary search for the largest n whose request nginx itself does not refuse as too large."""
     low, high = 0, 20000
     while high - low > 1:
@@ -307,11 +309,11 @@ def longest_accepted(url: str, build) -> int:
     ],
     ids=["request-line", "header", "no-host", "version", "transfer-encoding"],
 )
-def test_malformed_request_is_json(proxy, request_bytes, status):
+def test_malformed_request_is_json(proxy: Proxy, request_bytes: bytes, status: int) -> None:
     assert_api_error(*status_and_body(raw_request(proxy.url, request_bytes)), status)
 
 
-def test_body_that_stops_arriving_closes_the_connection(proxy):
+def test_body_that_stops_arriving_closes_the_connection(proxy: Proxy) -> None:
     """nginx never answers a 408 (it closes the connection and logs 408): the client must not hang,
     and no gunicorn worker was ever given the half request."""
     started = time.monotonic()
@@ -326,7 +328,7 @@ def test_body_that_stops_arriving_closes_the_connection(proxy):
 # -- logs -----------------------------------------------------------------------------------
 
 
-def test_access_log_has_no_query_string(proxy):
+def test_access_log_has_no_query_string(proxy: Proxy) -> None:
     token = proxy.token("read:orders")
     secret = "eyJzZWNyZXQiOiJjdXJzb3IifQ"
     response = requests.get(
@@ -342,7 +344,7 @@ def test_access_log_has_no_query_string(proxy):
     assert token not in proxy.log()
 
 
-def test_token_in_the_url_is_refused_before_any_log(proxy):
+def test_token_in_the_url_is_refused_before_any_log(proxy: Proxy) -> None:
     token = proxy.token()
     response = requests.get(f"{proxy.url}/products?access_token={token}", timeout=10)
     assert_api_error(response.status_code, response.json(), 400)
@@ -355,7 +357,7 @@ def test_token_in_the_url_is_refused_before_any_log(proxy):
 # -- the API down or slow ---------------------------------------------------------------------
 
 
-def test_api_down_is_502_json_with_retry_after(tmp_path):
+def test_api_down_is_502_json_with_retry_after(tmp_path: Path) -> None:
     nginx, url = start_nginx(tmp_path / "nginx", free_port())  # nothing listens there
     try:
         response = requests.get(f"{url}/products", timeout=10)
@@ -366,7 +368,7 @@ def test_api_down_is_502_json_with_retry_after(tmp_path):
     assert response.headers["X-Request-ID"]
 
 
-def test_api_too_slow_is_504_json(tmp_path):
+def test_api_too_slow_is_504_json(tmp_path: Path) -> None:
     # An upstream that accepts and never answers; the read timeout cut to 1 s for the test.
     silent = socket.create_server(("127.0.0.1", 0))
     port = silent.getsockname()[1]
@@ -406,7 +408,7 @@ class _Capture(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def capture(tmp_path) -> Iterator[str]:
+def capture(tmp_path: Path) -> Iterator[str]:
     """nginx in front of a server that records the headers it gets; yields nginx's URL."""
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
@@ -420,7 +422,7 @@ def capture(tmp_path) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 428, 500, 503])
-def test_the_apis_own_errors_pass_untouched(capture, status):
+def test_the_apis_own_errors_pass_untouched(capture: str, status: int) -> None:
     response = requests.get(f"{capture}/status/{status}", timeout=10)
     assert response.status_code == status
     assert response.json() == {"error": "from_the_api", "status": status}
@@ -428,7 +430,7 @@ def test_the_apis_own_errors_pass_untouched(capture, status):
         assert response.headers["Retry-After"] == "7"
 
 
-def test_forwarded_headers_are_set_by_the_proxy_never_passed_through(capture):
+def test_forwarded_headers_are_set_by_the_proxy_never_passed_through(capture: str) -> None:
     response = requests.get(
         f"{capture}/products",
         headers={
@@ -489,12 +491,12 @@ def healthz_delay_under_slow_clients(url: str) -> float:
     return took
 
 
-def test_slow_clients_do_not_delay_healthz_through_the_proxy(proxy):
+def test_slow_clients_do_not_delay_healthz_through_the_proxy(proxy: Proxy) -> None:
     took = healthz_delay_under_slow_clients(proxy.url)
     assert took < 3, f"/healthz took {took:.1f}s behind nginx with {SLOW_CLIENTS} slow clients"
 
 
-def test_without_the_proxy_slow_clients_stall_gunicorn(proxy):
+def test_without_the_proxy_slow_clients_stall_gunicorn(proxy: Proxy) -> None:
     """The reason nginx is there: the same clients sent to gunicorn directly hold its workers."""
     took = healthz_delay_under_slow_clients(proxy.api_url)
     assert took > 3
