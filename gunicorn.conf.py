@@ -7,8 +7,10 @@ a command-line flag still overrides them. Sync workers keep one request per proc
 production they sit behind a buffering reverse proxy (nginx), which absorbs slow clients.
 """
 
+from gunicorn.arbiter import Arbiter
+
 from shopping_api.config import ServingSettings
-from shopping_api.logs import ACCESS_LOG_FORMAT, logging_config
+from shopping_api.logs import ACCESS_LOG_FORMAT, logging_config, set_log_level
 from shopping_api.startup import check_settings, settings_or_exit
 
 serving = settings_or_exit(ServingSettings)
@@ -27,10 +29,14 @@ forwarded_allow_ips = serving.forwarded_allow_ips
 # The API has no use for gunicorn's per-user control socket, which two servers would fight over.
 control_socket_disable = True
 
-# Logging: the app's lines, gunicorn's error log and its access log, all on stderr, one format.
+# Logging: the app's lines, gunicorn's error log and its access log, all on stderr, one format,
+# one level (LOG_LEVEL; --log-level on the command line wins, as for any gunicorn setting).
 loglevel = serving.log_level
 access_log_format = ACCESS_LOG_FORMAT
-logconfig_dict = logging_config(serving.log_format, serving.log_level)
+logconfig_dict = logging_config(serving.log_format)
 
-# The API's own settings are checked once, in the master, before a worker is forked.
-on_starting = check_settings
+
+def on_starting(server: Arbiter) -> None:
+    """Once, in the master, before any worker is forked: stop on a bad setting, set the log level."""
+    check_settings()
+    set_log_level(server.cfg.loglevel)

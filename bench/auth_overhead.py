@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from joserfc import jwt  # noqa: E402
-from joserfc.jwk import ECKey  # noqa: E402
+from joserfc import jwt  # noqa: E402 -- after the sys.path line above, so the script runs from a checkout
+from joserfc.jwk import ECKey  # noqa: E402 -- likewise
 
 RESOURCE = "https://shopping.api"
 PATH = "/products?limit=20"

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from stats_worker.token_client import TokenRequestError
 
@@ -52,7 +54,7 @@ def parse_args(argv: list[str] | None) -> DemoOptions:
     )
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt  # same path as Ctrl-C: stop every started process, then exit
 
 

@@ -12,9 +12,12 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
+from dotenv import dotenv_values
 
+from local_issuer.config import bootstrap_config_path
 from logto_m2m.http import make_session
 from logto_m2m.logto import MANAGEMENT_API_SCOPE, OSS_MANAGEMENT_API_RESOURCE, issuer_for
 from stats_worker.report import format_money as money
@@ -24,12 +27,23 @@ from .narration import Narrator, shorten_token
 from .services import Service, Services, free_port, run_program
 
 RESOURCE = "https://shopping.api"
-# The local issuer's demo apps (local_issuer/default.yaml): public, local-only credentials.
-ADMIN_APP = ("m2m-admin", "admin-local-secret")
-WORKER_APP = ("m2m-stats-worker", "stats-worker-local-secret")
+#: The tenant the local issuer starts with: what a fresh Logto holds after the one console step
+#: (Logto's Management API, its access role, the bootstrap app). Public, local-only credentials.
+BOOTSTRAP_TENANT = bootstrap_config_path()
+BOOTSTRAP_APP = ("m2m-bootstrap-admin", "bootstrap-admin-local-secret")
+#: Where `logto-m2m provision` writes the credentials Logto assigns to the apps of the tenant file
+#: (local_issuer/default.yaml names the variables with `env:`).
+CREDENTIALS = "credentials.env"
+ADMIN_ENV = ("SHOPPING_ADMIN_APP_ID", "SHOPPING_ADMIN_APP_SECRET")
+WORKER_ENV = ("LOGTO_APP_ID", "LOGTO_APP_SECRET")
 ADMIN_SCOPES = "read:products write:products write:orders"
 WORKER_SCOPES = "read:orders read:products"
-CUSTOMERS = ("user-alice", "user-bob", "user-carol", "user-dave")
+#: The customers: users of the tenant file, created by provisioning; Logto assigns their ids.
+CUSTOMER_USERNAMES = ("alice", "bob", "carol", "dave")
+#: A Management API request line in the local issuer's access log: `127.0.0.1 "POST /api/roles" 200 ...`.
+#: A Logto-assigned id in a logged path (ids carry digits; route words such as "custom-data" do not).
+ID_SEGMENT = re.compile(r"/(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{10,}")
+MANAGEMENT_REQUEST = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/\S*)" (\d{3})')
 ORDERS = 12
 #: (sku, name, price in minor units, currency): a catalog in two currencies.
 CATALOG = (
@@ -45,7 +59,7 @@ MAX_PROGRAM_LINES = 30
 #: The timestamp at the start of a log line: dropped on screen to keep lines short.
 LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 #: Names under the work directory that a run creates, and the next run removes first.
-RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs")
+RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs", CREDENTIALS)
 #: Marks a directory as the demo's own, so a later run may empty it (and nothing else).
 MARKER = ".demo-workdir"
 
@@ -95,13 +109,14 @@ class Demo:
         # Every HTTP exchange the demo wants to show goes through this hook.
         self.show_next = False
         self.http.hooks["response"].append(self._narrate_exchange)
-        # One token client per app, as in a real M2M app: tokens are cached and reused.
-        self.admin = self.token_client(ADMIN_APP)
-        self.admin_auth = BearerAuth(self.admin, RESOURCE, ADMIN_SCOPES)
+        # Set by provisioning: the apps' credentials as Logto assigned them, the customers' user ids.
+        self.admin_app: tuple[str, str] = ("", "")
+        self.worker_app: tuple[str, str] = ("", "")
+        self.customers: list[str] = []
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _narrate_exchange(self, response: requests.Response, **kwargs) -> None:
+    def _narrate_exchange(self, response: requests.Response, **kwargs: Any) -> None:
         if self.show_next:
             self.show_next = False
             self.say.exchange(response)
@@ -131,7 +146,7 @@ class Demo:
         )
 
     def worker_env(self) -> dict[str, str]:
-        app_id, secret = WORKER_APP
+        app_id, secret = self.worker_app
         return child_env(
             LOGTO_ENDPOINT=self.endpoint,
             LOGTO_APP_ID=app_id,
@@ -159,7 +174,9 @@ class Demo:
     def run(self) -> None:
         self.prepare_workdir()
         with Services() as services:
-            self.start_services(services)
+            self.start_issuer(services)
+            self.provision()
+            self.start_api(services)
             self.admin_token()
             self.call_api()
             products = self.create_catalog()
@@ -179,11 +196,13 @@ class Demo:
         except ValueError:
             return str(path)
 
-    def start_services(self, services: Services) -> None:
-        self.say.step("Start the local issuer and the shopping API")
+    def start_issuer(self, services: Services) -> None:
+        self.say.step("Start the local issuer as a fresh Logto tenant")
         self.say.say(
-            "The local issuer stands in for Logto: same endpoints, same token shape "
-            "(local development only). The API is served by gunicorn, data in SQLite."
+            "The local issuer stands in for Logto: same endpoints, same token shape, same "
+            "Management API (local development only). It starts as a real tenant does after the "
+            "one Admin Console step: Logto's Management API, its access role, and one "
+            "machine-to-machine app holding that role (the bootstrap app)."
         )
         issuer_dir = self.workdir / "issuer"
         issuer_dir.mkdir()
@@ -198,6 +217,8 @@ class Demo:
                     str(self.issuer_port),
                     "--state-dir",
                     str(issuer_dir),
+                    "--config",
+                    str(BOOTSTRAP_TENANT),
                 ],
                 env=child_env(),
                 cwd=self.workdir,
@@ -219,6 +240,92 @@ class Demo:
             indent=2,
         )
 
+    def provision(self) -> None:
+        self.say.step("Provision the tenant from one file (logto-m2m provision)")
+        self.say.say(
+            "As the bootstrap app, `logto-m2m provision` creates what local_issuer/default.yaml "
+            "describes through Logto's Management API: the API resource and its permissions, the "
+            "machine-to-machine roles, the apps, the users. It writes each app's App ID and secret "
+            f"to {CREDENTIALS} (mode 0600) and prints no secret. Run it twice: the second run "
+            "changes nothing."
+        )
+        self.say.line()
+        credentials = self.workdir / CREDENTIALS
+        log = self.logs / "local-issuer.log"
+        seen = log.stat().st_size if log.exists() else 0
+        app_id, secret = BOOTSTRAP_APP
+        argv = [bin_path("logto-m2m"), "provision", "--env-file", CREDENTIALS, "--with-users"]
+        self.say.line(f"$ logto-m2m provision --env-file {CREDENTIALS} --with-users", indent=2)
+        env = child_env(
+            LOGTO_ENDPOINT=self.endpoint, LOGTO_ADMIN_APP_ID=app_id, LOGTO_ADMIN_APP_SECRET=secret
+        )
+        result = run_program(argv, env=env, cwd=self.workdir)
+        self.show_output(result.stdout)
+        if result.returncode != 0:
+            raise RuntimeError(f"logto-m2m provision exited with status {result.returncode}")
+        self.say.line()
+        self.say.say("The Management API requests it sent, as the issuer logged them:")
+        self.say.line()
+        requests_sent = Counter(
+            (method, ID_SEGMENT.sub("/{id}", path), status)
+            for method, path, status in MANAGEMENT_REQUEST.findall(self._log_since(log, seen))
+        )
+        self.say.table(
+            [
+                (f"{method} {path}", f"-> {status}" + (f" (x{count})" if count > 1 else ""))
+                for (method, path, status), count in requests_sent.items()
+            ]
+        )
+        self.say.line()
+        self.say.line(f"$ logto-m2m provision --env-file {CREDENTIALS} --with-users   # again", indent=2)
+        again = run_program(argv, env=env, cwd=self.workdir)
+        self.show_output("\n".join(again.stdout.splitlines()[-2:]))
+        if again.returncode != 0:
+            raise RuntimeError(f"logto-m2m provision exited with status {again.returncode} on its second run")
+        values = dotenv_values(credentials)
+        self.admin_app = (str(values.get(ADMIN_ENV[0]) or ""), str(values.get(ADMIN_ENV[1]) or ""))
+        self.worker_app = (str(values.get(WORKER_ENV[0]) or ""), str(values.get(WORKER_ENV[1]) or ""))
+        if not all(self.admin_app + self.worker_app):
+            raise RuntimeError(f"{CREDENTIALS} lacks the apps' credentials after provisioning")
+        # One token client per app, as in a real M2M app: tokens are cached and reused.
+        self.admin = self.token_client(self.admin_app)
+        self.admin_auth = BearerAuth(self.admin, RESOURCE, ADMIN_SCOPES)
+        self.customers = self.customer_ids()
+        self.say.line()
+        self.say.line(f"{CREDENTIALS} (values not shown):")
+        self.say.table(
+            [
+                ("Stats worker", f"{WORKER_ENV[0]}={self.worker_app[0]}, {WORKER_ENV[1]}=<secret>"),
+                ("Shopping admin", f"{ADMIN_ENV[0]}={self.admin_app[0]}, {ADMIN_ENV[1]}=<secret>"),
+            ]
+        )
+
+    def _log_since(self, log: Path, offset: int) -> str:
+        with open(log, encoding="utf-8", errors="replace") as text:
+            text.seek(offset)
+            return text.read()
+
+    def customer_ids(self) -> list[str]:
+        """The provisioned users' ids, read through the Management API as the bootstrap app."""
+        bootstrap = self.token_client(BOOTSTRAP_APP)
+        token = bootstrap.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
+        response = self.http.get(
+            f"{self.endpoint}/api/users",
+            params={"page": 1, "page_size": 100},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        by_username = {user.get("username"): user["id"] for user in response.json()}
+        missing = [name for name in CUSTOMER_USERNAMES if name not in by_username]
+        if missing:
+            raise RuntimeError(f"provisioning did not create the users {', '.join(missing)}")
+        return [by_username[name] for name in CUSTOMER_USERNAMES]
+
+    def start_api(self, services: Services) -> None:
+        self.say.step("Start the shopping API")
+        self.say.say(
+            "Served by gunicorn, data in SQLite; it trusts tokens the issuer signs for its resource."
+        )
         init = run_program(
             [sys.executable, "-m", "flask", "--app", "shopping_api", "init-db"],
             env=self.api_env(),
@@ -289,7 +396,7 @@ class Demo:
         self.say.line()
         self.say.say("The stats worker's app holds read scopes only; a write is refused with 403:")
         self.say.line()
-        reader = self.token_client(WORKER_APP).get_token(RESOURCE, WORKER_SCOPES)
+        reader = self.token_client(self.worker_app).get_token(RESOURCE, WORKER_SCOPES)
         self.show_next = True
         self.http.post(
             self.api_url + "/products",
@@ -297,7 +404,7 @@ class Demo:
             json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"},
         )
 
-    def create_catalog(self) -> list[dict]:
+    def create_catalog(self) -> list[dict[str, Any]]:
         self.say.step("Create the catalog (write:products)")
         products = []
         for i, (sku, name, price, currency) in enumerate(CATALOG):
@@ -320,22 +427,23 @@ class Demo:
         self.say.table([(p["sku"], f"{p['name']}, {money(p['price'], p['currency'])}") for p in products])
         return products
 
-    def place_orders(self, products: list[dict]) -> tuple[dt.date, list[dict]]:
+    def place_orders(self, products: list[dict[str, Any]]) -> tuple[dt.date, list[dict[str, Any]]]:
         self.say.step("Place orders (write:orders)")
         self.say.say(
-            "The customers are Logto user ids of the issuer's users. An order's items share its currency."
+            "The customers are the Logto user ids of the users just provisioned. "
+            "An order's items share its currency."
         )
         self.say.line()
         rng = random.Random(2026)  # noqa: S311 -- sample data, the same orders on every run
-        by_currency = defaultdict(list)
+        by_currency: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         for product in products:
             by_currency[product["currency"]].append(product)
         orders = []
         for i in range(ORDERS):
             currency = sorted(by_currency)[i % len(by_currency)]
             picks = rng.sample(by_currency[currency], rng.randint(1, len(by_currency[currency])))
-            body = {
-                "customer_id": CUSTOMERS[i % len(CUSTOMERS)],
+            body: dict[str, Any] = {
+                "customer_id": self.customers[i % len(self.customers)],
                 "items": [{"product_id": p["id"], "quantity": rng.randint(1, 3)} for p in picks],
             }
             self.show_next = i == 0
@@ -343,7 +451,7 @@ class Demo:
             response.raise_for_status()
             orders.append(response.json())
         day = dt.datetime.fromisoformat(orders[0]["created_at"]).astimezone(dt.UTC).date()
-        totals = Counter()
+        totals: Counter[str] = Counter()
         for order in orders:
             totals[order["currency"]] += order["total"]
         self.say.line()
@@ -370,10 +478,10 @@ class Demo:
         if result.returncode != 0:
             raise RuntimeError(f"stats-worker once exited with status {result.returncode}")
 
-    def read_custom_data(self, orders: list[dict]) -> None:
+    def read_custom_data(self, orders: list[dict[str, Any]]) -> None:
         self.say.step("Read a customer's custom data through the Management API")
         customer = orders[0]["customer_id"]
-        client = self.token_client(WORKER_APP)
+        client = self.token_client(self.worker_app)
         token = client.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
         self.say.say(
             "The worker wrote each customer's figures with PATCH /api/users/{id}/custom-data "
@@ -388,7 +496,7 @@ class Demo:
         )
         response.raise_for_status()
 
-    def check_report(self, day: dt.date, orders: list[dict]) -> None:
+    def check_report(self, day: dt.date, orders: list[dict[str, Any]]) -> None:
         self.say.step("Check the report against the orders placed")
         path = self.reports / f"{day.isoformat()}.json"
         report = json.loads(path.read_text(encoding="utf-8"))

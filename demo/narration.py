@@ -13,7 +13,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote_plus, urlsplit
 
 import requests
@@ -28,7 +28,7 @@ TOKEN_PREVIEW = 24
 class Narrator:
     """Prints the tutorial; ``out`` is anything with ``write`` (stdout by default)."""
 
-    def __init__(self, out=None) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.step_number = 0
 
@@ -92,15 +92,15 @@ def request_lines(request: requests.PreparedRequest) -> list[str]:
     target = url.path + (f"?{url.query}" if url.query else "")
     lines = [f"-> {request.method} {target} HTTP/1.1", f"   Host: {url.netloc}"]
     for name in ("Authorization", "Content-Type"):
-        value = request.headers.get(name)
+        value = _header(request, name)
         if value:
             lines.append(f"   {name}: {redact_authorization(value) if name == 'Authorization' else value}")
     body = request.body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    if body:
+    if isinstance(body, str) and body:  # a streamed body (a file, a generator) is not shown
         lines.append("")
-        if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        if _header(request, "Content-Type").startswith("application/x-www-form-urlencoded"):
             # One field a line, still URL-encoded as sent; the decoded value alongside.
             for i, field in enumerate(body.split("&")):
                 name, _, value = field.partition("=")
@@ -111,6 +111,12 @@ def request_lines(request: requests.PreparedRequest) -> list[str]:
         else:
             lines.extend(f"   {line}" for line in textwrap.wrap(body, WIDTH - 12))
     return lines
+
+
+def _header(request: requests.PreparedRequest, name: str) -> str:
+    """A header as text (requests also allows bytes values, which HTTP sends as Latin-1)."""
+    value = request.headers.get(name) or ""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def reason_phrase(response: requests.Response) -> str:

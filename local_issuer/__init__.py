@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from logto_m2m.logto import issuer_for
@@ -31,6 +33,10 @@ KEY_FILE_NAME = "signing-keys.json"
 USERS_FILE_NAME = "users.json"
 
 
+class LogtoOrderJSON(DefaultJSONProvider):
+    sort_keys = False  # keep Logto's field order in bodies
+
+
 @dataclass
 class LocalIssuer:
     """Everything one running issuer holds: its tenant, keys, user data and token endpoint."""
@@ -43,7 +49,7 @@ class LocalIssuer:
     oauth: LocalAuthorizationServer
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the issuer app.
 
     Settings (keys of ``test_config``): ``ISSUER_ENDPOINT`` (public base URL, ``iss`` is
@@ -64,7 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES + 1,
     )
     app.config.from_mapping(test_config or {})
-    app.json.sort_keys = False  # keep Logto's field order in bodies
+    app.json = LogtoOrderJSON(app)
 
     config_file = app.config["ISSUER_CONFIG_FILE"]
     config = load_config(Path(config_file) if config_file else None)
@@ -91,7 +97,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     if request.path.startswith("/oidc/"):
         # node-oidc-provider's answer for any route or method it does not serve.
@@ -107,7 +113,7 @@ def _http_error(exc: HTTPException):
     return response
 
 
-def _unexpected_error(exc: Exception):
+def _unexpected_error(exc: Exception) -> Response:
     # The trace is for the operator's log; the client gets Logto's generic answer, no internals.
     log.exception("unhandled error on %s %s", request.method, loggable(request.path))
     return internal_server_error()

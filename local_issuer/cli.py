@@ -14,7 +14,9 @@ import socket
 import sys
 from pathlib import Path
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from pydantic import Field
 
 from logto_m2m.settings import ProjectSettings, SettingsError, load_settings
@@ -165,7 +167,7 @@ def bind_error(host: str, port: int, exc: OSError, *, rotate: bool) -> str:
 class IssuerServer(BaseApplication):
     """gunicorn run programmatically, serving an app built (and validated) before it starts."""
 
-    def __init__(self, app, options: dict) -> None:
+    def __init__(self, app: Flask, options: dict[str, object]) -> None:
         self.application = app
         self.options = options
         super().__init__(prog="local-issuer")
@@ -175,7 +177,7 @@ class IssuerServer(BaseApplication):
             if name in self.cfg.settings:  # settings newer than the oldest supported gunicorn are optional
                 self.cfg.set(name, value)
 
-    def load(self):
+    def load(self) -> Flask:  # type: ignore[override]  # a WSGI app; the stubs spell start_response narrower than Flask
         return self.application
 
 
@@ -232,14 +234,15 @@ def main(argv: list[str] | None = None) -> int:
             issuer.keys.current.kid,
         )
 
-    def when_ready(server) -> None:
+    def when_ready(server: Arbiter) -> None:
+        logger = server.log or log  # gunicorn sets its logger before it calls when_ready
         if public_secrets_on_network:
-            server.log.warning(
+            logger.warning(
                 "local-issuer: WARNING: the packaged demo config (public secrets) is served on %s: "
                 "anyone who can reach it can get tokens; keep this address private",
                 _hostport(args.host, args.port),
             )
-        server.log.info(
+        logger.info(
             "local-issuer: LOCAL DEVELOPMENT ISSUER, NOT FOR PRODUCTION. Issuer %s on http://%s "
             "(config %s, signing key kid %s)",
             issuer.issuer,

@@ -94,6 +94,13 @@ class Role(_Model):
     scopes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
+class EnvNames(_Model):
+    """Where ``logto-m2m provision`` writes an app's credentials: env variable names."""
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class Application(_Model):
     """A machine-to-machine app: the credentials of ``client_credentials`` and its roles."""
 
@@ -102,6 +109,8 @@ class Application(_Model):
     type: Literal["MachineToMachine"] = "MachineToMachine"
     secret: str = Field(min_length=8)
     roles: tuple[str, ...] = ()
+    #: Read by the provisioner only (the local issuer knows its apps' credentials already).
+    env: EnvNames | None = None
 
 
 class User(_Model):

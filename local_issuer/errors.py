@@ -78,7 +78,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return response
 
 
-def oidc_error_body(error: str, description: str | None) -> dict:
+def oidc_error_body(error: str, description: str | None) -> dict[str, Any]:
     body = {
         "code": f"oidc.{error}",
         "message": OIDC_PHRASES.get(error, f"An OIDC error occurred: oidc.{error}."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
 
@@ -38,13 +39,13 @@ class SigningKeys:
         if not keys:
             raise ValueError("at least one key is needed")
         self.keys = keys
-        self.key_set = KeySet(keys)
+        self.key_set = KeySet([*keys])
 
     @property
     def current(self) -> ECKey:
         return self.keys[0]
 
-    def public_jwks(self) -> dict:
+    def public_jwks(self) -> dict[str, Any]:
         """The JWKS to publish: public halves only, each with kid, alg and use."""
         return {"keys": [key.as_dict(private=False) for key in self.keys]}
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn.glogging import Logger
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict
 
 #: Characters of any logged value: at most this many, then a note of how many were left out.
 VALUE_LIMIT = 256
@@ -43,17 +46,19 @@ class SafeArgsFilter(logging.Filter):
         return True
 
 
-class SafeAccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+class SafeAccessLogger(Logger):
     """gunicorn's logger, with every access-log atom (path, user agent, ...) made loggable."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        for handler in [*self.error_log.handlers, *self.access_log.handlers]:
+        # The access log's atoms are made safe in atoms(); its record keeps gunicorn's SafeAtoms.
+        for handler in self.error_log.handlers:
             handler.addFilter(SafeArgsFilter())
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for name, value in atoms.items():  # in place: gunicorn's SafeAtoms also answers header lookups
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> _AtomsDict:
+        atoms = super().atoms(resp, req, environ, request_time)
+        values = cast("dict[str, Any]", atoms)  # the same object: its keys are not literals here
+        for name, value in values.items():  # in place: gunicorn's SafeAtoms also answers header lookups
             if isinstance(value, str):
-                atoms[name] = loggable(value)
+                values[name] = loggable(value)
         return atoms

@@ -13,7 +13,8 @@ import binascii
 import json
 import logging
 from collections import defaultdict
-from typing import ClassVar
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -26,14 +27,14 @@ from authlib.oauth2.rfc6749 import (
     UnsupportedGrantTypeError,
 )
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
-from flask import Request
+from flask import Request, Response
 from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from .errors import InvalidTargetError, json_response, oidc_error_body, safe_description
 from .keys import SigningKeys
-from .tenant import ApplicationRecord, Tenant
+from .tenant import ApplicationRecord, ResourceRecord, Tenant
 from .tokens import issue_access_token
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _unparsable() -> InvalidRequestError:
     return InvalidRequestError("failed to parse the request body")
 
 
-def read_token_parameters(request: Request) -> MultiDict:
+def read_token_parameters(request: Request) -> MultiDict[str, str]:
     """The POST body's parameters (form or, as Logto also accepts, JSON); the query string is ignored."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise _unparsable()
@@ -68,6 +69,7 @@ def read_token_parameters(request: Request) -> MultiDict:
             "only application/x-www-form-urlencoded or application/json "
             "content-type bodies are supported on POST /token"
         )
+    pairs: list[tuple[str, str]]
     try:
         text = raw.decode("utf-8")
         if request.mimetype == "application/json":
@@ -87,7 +89,7 @@ def read_token_parameters(request: Request) -> MultiDict:
 def _json_pairs(data: object) -> list[tuple[str, str]]:
     if not isinstance(data, dict) or len(data) > MAX_PARAMETERS:
         raise ValueError("not an object")
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for name, value in data.items():
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(item, str) for item in values):
@@ -122,16 +124,16 @@ def read_basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 
 class BodyPayload(OAuth2Payload):
-    def __init__(self, params: MultiDict) -> None:
+    def __init__(self, params: MultiDict[str, str]) -> None:
         self._params = params
 
     @property
-    def data(self):
+    def data(self) -> MultiDict[str, str]:
         return self._params
 
     @property
-    def datalist(self):
-        values = defaultdict(list)
+    def datalist(self) -> defaultdict[str, list[str]]:
+        values: defaultdict[str, list[str]] = defaultdict(list)
         for name, items in self._params.lists():
             values[name].extend(items)
         return values
@@ -140,12 +142,17 @@ class BodyPayload(OAuth2Payload):
 class TokenRequest(OAuth2Request):
     """A token request read from the POST body only (Logto ignores the query string there)."""
 
+    payload: BodyPayload
+    #: Set by the grant once the request is validated.
+    resource: ResourceRecord
+    granted_scopes: list[str]
+
     def __init__(self, request: Request) -> None:
         # OAuth2Request.__init__ is skipped on purpose: its https-only check would refuse the plain
         # HTTP that Logto OSS itself serves on in local setups (http://localhost:3001, compose hosts).
         self.method = request.method
         self.uri = request.url
-        self.headers = request.headers
+        self.headers = request.headers  # type: ignore[assignment]  # werkzeug's Headers, a mapping in all but name
         self._body = None
         self.client = None
         self.auth_method = None
@@ -164,11 +171,11 @@ class TokenRequest(OAuth2Request):
         self.basic_credentials = read_basic_credentials(request.headers.get("Authorization"))
 
     @property
-    def form(self):
+    def form(self) -> MultiDict[str, str]:
         return self.payload.data
 
     @property
-    def args(self):
+    def args(self) -> MultiDict[str, str | None]:
         return MultiDict()
 
 
@@ -190,11 +197,15 @@ class AppClient(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type == "client_credentials"
 
-    def get_allowed_scope(self, scope: str) -> str:
-        return scope
+    def get_allowed_scope(self, scope: Collection[str] | str) -> str:
+        return scope if isinstance(scope, str) else " ".join(scope)
 
 
-def _authenticate(query_client, client_id: str | None, secret: str | None) -> AppClient:
+#: How the server looks a client up by id (its ``_find_client``).
+QueryClient = Callable[[str], "AppClient | None"]
+
+
+def _authenticate(query_client: QueryClient, client_id: str | None, secret: str | None) -> AppClient:
     client = query_client(client_id) if client_id else None
     if client is None:
         raise InvalidClientError(description=f"invalid client {safe_description(client_id or '')}")
@@ -203,12 +214,12 @@ def _authenticate(query_client, client_id: str | None, secret: str | None) -> Ap
     return client
 
 
-def authenticate_client_secret_basic(query_client, request: TokenRequest) -> AppClient:
-    client_id, secret = request.basic_credentials
+def authenticate_client_secret_basic(query_client: QueryClient, request: TokenRequest) -> AppClient:
+    client_id, secret = request.basic_credentials or (None, None)  # chosen only when they were sent
     return _authenticate(query_client, client_id, secret)
 
 
-def authenticate_client_secret_post(query_client, request: TokenRequest) -> AppClient:
+def authenticate_client_secret_post(query_client: QueryClient, request: TokenRequest) -> AppClient:
     return _authenticate(
         query_client, request.payload.data.get("client_id"), request.payload.data.get("client_secret")
     )
@@ -217,13 +228,14 @@ def authenticate_client_secret_post(query_client, request: TokenRequest) -> AppC
 class LogtoClientCredentialsGrant(ClientCredentialsGrant):
     """``client_credentials`` with Logto's RFC 8707 resource rules and silent scope dropping."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(CLIENT_AUTH_METHODS)
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    request: TokenRequest
 
-    def authenticate_token_endpoint_client(self):
+    def authenticate_token_endpoint_client(self) -> AppClient:
         # Already authenticated by the server before the grant was chosen (oidc-provider's order).
-        return self.request.client
+        return cast(AppClient, self.request.client)  # set by the server, always an AppClient
 
-    def validate_token_request(self):
+    def validate_token_request(self) -> None:
         super().validate_token_request()
         data = self.request.payload.datalist
         if data.get("organization_id"):
@@ -240,7 +252,7 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
             raise InvalidTargetError(
                 "only a single resource indicator value is supported for this grant type"
             )
-        resource = resources[0]
+        resource = cast(ResourceRecord, resources[0])  # None was refused above
         held = self.server.tenant.scopes_held(self.client.app, resource.indicator)
         # RFC 6749 section 3.3: scopes are separated by single spaces (Logto splits on " " too).
         requested = list(dict.fromkeys(filter(None, (self.request.payload.scope or "").split(" "))))
@@ -248,7 +260,7 @@ class LogtoClientCredentialsGrant(ClientCredentialsGrant):
         self.request.resource = resource
         self.request.granted_scopes = [scope for scope in requested if scope in held]
 
-    def create_token_response(self):
+    def create_token_response(self) -> tuple[int, dict[str, Any], Mapping[str, str]]:  # type: ignore[override]  # Authlib passes the body on as a dict, whatever its stubs say
         resource = self.request.resource
         token = issue_access_token(
             self.server.keys,
@@ -285,10 +297,10 @@ class LocalAuthorizationServer(AuthorizationServer):
         app = self.tenant.client(client_id)
         return AppClient(app) if app else None
 
-    def create_oauth2_request(self, request) -> TokenRequest:
+    def create_oauth2_request(self, request: object) -> TokenRequest:  # type: ignore[override]  # our TokenRequest: body only
         return TokenRequest(flask_request)
 
-    def create_token_response(self, request=None):
+    def create_token_response(self, request: object = None) -> Response:  # type: ignore[override]  # a Flask response
         oauth_request = self.create_oauth2_request(request)
         try:
             oauth_request.read(flask_request)
@@ -297,7 +309,8 @@ class LocalAuthorizationServer(AuthorizationServer):
             if not grant_type:
                 raise InvalidRequestError("missing required parameter 'grant_type'")
             try:
-                grant = self.get_token_grant(oauth_request)
+                # The only grant registered, so the only one get_token_grant can return.
+                grant = cast(LogtoClientCredentialsGrant, self.get_token_grant(oauth_request))
             except UnsupportedGrantTypeError:
                 raise OAuth2Error(
                     error="unsupported_grant_type", description="unsupported grant_type requested"
@@ -322,10 +335,10 @@ class LocalAuthorizationServer(AuthorizationServer):
             return "client_secret_post"
         raise InvalidRequestError("no client authentication mechanism provided")
 
-    def handle_response(self, status_code, payload, headers):
+    def handle_response(self, status_code: int, payload: Any, headers: Mapping[str, str]) -> Response:
         return json_response(status_code, payload, dict(headers))
 
-    def handle_error_response(self, request, error: OAuth2Error):
+    def handle_error_response(self, request: object, error: OAuth2Error) -> Response:
         status = error.status_code or 400
         headers = dict(TOKEN_HEADERS)
         if (
@@ -338,4 +351,5 @@ class LocalAuthorizationServer(AuthorizationServer):
                 f'Basic realm="{self.issuer}", error="invalid_client", '
                 f'error_description="{error.get_error_description()}"'
             )
-        return json_response(status, oidc_error_body(error.error, error.get_error_description()), headers)
+        error_code = error.error or "invalid_request"  # every error raised here names its code
+        return json_response(status, oidc_error_body(error_code, error.get_error_description()), headers)

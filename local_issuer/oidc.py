@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app
 
 from .errors import json_response
+
+if TYPE_CHECKING:
+    from . import LocalIssuer
 
 bp = Blueprint("oidc", __name__, url_prefix="/oidc")
 
 
-def _issuer():
-    return current_app.extensions["local_issuer"]
+def _issuer() -> LocalIssuer:
+    issuer: LocalIssuer = current_app.extensions["local_issuer"]
+    return issuer
 
 
-def metadata(issuer: str) -> dict:
+def metadata(issuer: str) -> dict[str, Any]:
     """What this issuer serves, in OpenID Connect Discovery / RFC 8414 terms.
 
     Only what is really served is listed: client_credentials at the token endpoint, with the two
@@ -32,12 +38,12 @@ def metadata(issuer: str) -> dict:
 
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
-def discovery():
+def discovery() -> Response:
     return json_response(200, metadata(_issuer().issuer), {"Access-Control-Allow-Origin": "*"})
 
 
 @bp.get("/jwks")
-def jwks():
+def jwks() -> Response:
     # Caching (and refetching on an unknown kid) is the client's job whatever the header says: Logto
     # OSS v1.37.1 sends no Cache-Control here at all, only an ETag (tests/logto_captures/jwks.headers);
     # later versions add "no-cache, max-age=0, must-revalidate" (koa-jwks-cache-control). "no-cache"
@@ -50,5 +56,5 @@ def jwks():
 
 
 @bp.post("/token")
-def token():
+def token() -> Response:
     return _issuer().oauth.create_token_response()

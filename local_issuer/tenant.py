@@ -250,13 +250,18 @@ class Tenant:
     def _merge_saved(self, data: dict[str, Any]) -> None:
         """Add what the API created; config objects keep their config values, relations are unioned."""
         try:
+            # A natural key the config has taken since (an indicator, a role name) stays the config's.
             for item in data.get("resources", []):
-                self.resources.setdefault(item["id"], ResourceRecord(**item))
+                resource = ResourceRecord(**item)
+                if resource.id in self.resources or self.resource_by_indicator(resource.indicator) is None:
+                    self.resources.setdefault(resource.id, resource)
             for item in data.get("scopes", []):
                 if item["resource_id"] in self.resources:
                     self.scopes.setdefault(item["id"], ScopeRecord(**item))
             for item in data.get("roles", []):
                 saved = RoleRecord(**item)
+                if saved.id not in self.roles and self.role_by_name(saved.name) is not None:
+                    continue
                 role = self.roles.setdefault(saved.id, saved)
                 role.scope_ids = _union(role.scope_ids, saved.scope_ids)
             for item in data.get("applications", []):

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -41,9 +42,9 @@ class IssuedToken:
     expires_in: int
     scope: str | None
 
-    def response_body(self) -> dict:
+    def response_body(self) -> dict[str, Any]:
         """The token response, field for field as Logto sends it (RFC 6749 section 5.1)."""
-        body: dict = {
+        body: dict[str, Any] = {
             "access_token": self.access_token,
             "expires_in": self.expires_in,
             "token_type": "Bearer",
@@ -65,7 +66,7 @@ def issue_access_token(
 ) -> IssuedToken:
     """Sign an access token for ``client_id`` to call ``audience`` with ``scopes``."""
     issued_at = int(time.time()) if now is None else now
-    claims: dict = {"jti": new_jti(), "sub": client_id, "iat": issued_at, "exp": issued_at + ttl}
+    claims: dict[str, Any] = {"jti": new_jti(), "sub": client_id, "iat": issued_at, "exp": issued_at + ttl}
     scope = " ".join(scopes) or None
     if scope:
         claims["scope"] = scope
@@ -79,7 +80,7 @@ def issue_access_token(
     return IssuedToken(access_token=token, expires_in=ttl, scope=scope)
 
 
-def verify_access_token(keys: SigningKeys, token: str, *, issuer: str, audience: str) -> dict:
+def verify_access_token(keys: SigningKeys, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
     """Return the claims of ``token`` if this issuer signed it for ``audience`` and it is current.
 
     Checks (RFC 9068 section 4, RFC 8725): size, signature by one of our keys with ES384 only,

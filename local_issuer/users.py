@@ -71,9 +71,15 @@ class UserStore:
                 return user
         return None
 
-    def create(self, user: User) -> None:
-        """Add a user (``POST /api/users``), kept across restarts."""
+    def create(self, user: User) -> str | None:
+        """Add a user (``POST /api/users``), kept across restarts; or the Logto error code of the
+        conflict (``user.username_already_in_use``, ``user.email_already_in_use``), checked under
+        the same lock, so two requests cannot both take one username."""
         with self._lock:
+            if user.username is not None and self.find_by(username=user.username):
+                return "user.username_already_in_use"
+            if user.primary_email is not None and self.find_by(email=user.primary_email):
+                return "user.email_already_in_use"
             saved = dict(self._saved)
             created = user.model_dump(by_alias=True, exclude={"id", "custom_data"})
             saved[user.id] = {
@@ -83,6 +89,7 @@ class UserStore:
             }
             self._write(saved)
             self._users[user.id] = user
+            return None
 
     def custom_data(self, user_id: str) -> dict[str, Any]:
         saved = self._saved.get(user_id)

@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2 import OAuth2Error
@@ -32,13 +33,18 @@ from cachetools import TLRUCache
 from flask import Flask, abort, current_app
 from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jws import extract_compact, validate_compact
-from joserfc.jwt import JWTClaimsRegistry
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from logto_m2m.http import make_session
 
 from .config import ApiSettings
 from .errors import error_response
 from .jwks import KeyStore
+
+if TYPE_CHECKING:
+    from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
+
+    from .validation import View
 
 __all__ = ["AccessToken", "LogtoTokenValidator", "current_token", "init_app", "require_oauth"]
 
@@ -56,7 +62,7 @@ REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "sub", "client_id", "jti")
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-class AccessToken(dict):
+class AccessToken(dict[str, Any]):
     """The verified claims of an access token; ``sub`` is the calling app's id for M2M tokens."""
 
     @property
@@ -112,11 +118,19 @@ class InsufficientScope(BearerError):
 class LogtoResourceProtector(ResourceProtector):
     """``ResourceProtector`` with RFC 6750 header parsing and error responses."""
 
-    def get_token_validator(self, token_type):
-        # One module-level protector serves every app in the process; each app has its validator.
-        return current_app.extensions["token_validator"]
+    def __call__(
+        self, scopes: str | list[str] | None = None, optional: bool = False, **kwargs: Any
+    ) -> Callable[[View], View]:
+        # Authlib's decorator, with the type its stubs leave out (views stay type-checked).
+        decorator: Callable[[View], View] = super().__call__(scopes, optional, **kwargs)
+        return decorator
 
-    def parse_request_authorization(self, request):
+    def get_token_validator(self, token_type: str) -> LogtoTokenValidator:
+        # One module-level protector serves every app in the process; each app has its validator.
+        validator: LogtoTokenValidator = current_app.extensions["token_validator"]
+        return validator
+
+    def parse_request_authorization(self, request: FlaskJsonRequest) -> tuple[LogtoTokenValidator, str]:
         header = request.headers.get("Authorization")
         if not header:
             raise MissingCredentials("this API needs a Bearer access token in the Authorization header")
@@ -128,10 +142,10 @@ class LogtoResourceProtector(ResourceProtector):
             raise InvalidRequest("the Authorization header must be 'Bearer <token>'")
         return self.get_token_validator("bearer"), token
 
-    def raise_error_response(self, error):
+    def raise_error_response(self, error: OAuth2Error) -> NoReturn:
         if not isinstance(error, BearerError):  # anything Authlib raised on its own
             error = InvalidToken("the access token is invalid")
-        body_error = getattr(error, "body_error", error.error)
+        body_error = getattr(error, "body_error", None) or error.error or "invalid_token"
         response = error_response(
             error.status_code,
             body_error,
@@ -164,17 +178,17 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
         self.leeway = leeway
         self.clock = clock
         # Bounded, and an entry is dropped the moment its token expires (ttu = exp).
-        self._verified: TLRUCache | None = (
+        self._verified: TLRUCache[bytes, tuple[str, dict[str, Any]]] | None = (
             TLRUCache(maxsize=cache_size, ttu=lambda _k, entry, _now: entry[1]["exp"], timer=clock)
             if cache_size
             else None
         )
         self._verified_lock = threading.Lock()
 
-    def get_jwks(self):  # pragma: no cover - keys come from KeyStore, one kid at a time
+    def get_jwks(self) -> NoReturn:  # pragma: no cover - keys come from KeyStore, one kid at a time
         raise NotImplementedError("LogtoTokenValidator looks keys up by kid in its KeyStore")
 
-    def authenticate_token(self, token_string: str) -> AccessToken:
+    def authenticate_token(self, token_string: str) -> AccessToken:  # type: ignore[override]  # our claims type, not Authlib's
         if len(token_string) > MAX_TOKEN_BYTES:
             raise InvalidToken("the access token is too large")
         digest = hashlib.sha256(token_string.encode()).digest()
@@ -187,7 +201,9 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
                 self._verified[digest] = (kid, claims)
         return AccessToken(claims)
 
-    def validate_token(self, token: AccessToken, scopes, request, **_ignored) -> None:
+    def validate_token(  # type: ignore[override]  # our token type; Authlib passes the rest by keyword
+        self, token: AccessToken, scopes: list[str] | None, request: object, **_ignored: object
+    ) -> None:
         """Match the route's scopes exactly (case-sensitive, whole tokens, RFC 6749 section 3.3)."""
         if not scopes:
             return
@@ -201,7 +217,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _cached(self, digest: bytes) -> dict | None:
+    def _cached(self, digest: bytes) -> dict[str, Any] | None:
         if self._verified is None:
             return None
         with self._verified_lock:
@@ -211,7 +227,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             return None
         return entry[1]
 
-    def _verify(self, token_string: str) -> tuple[str, dict]:
+    def _verify(self, token_string: str) -> tuple[str, dict[str, Any]]:
         try:  # a JWE (five parts) or anything else that is not a compact JWS fails here
             signed = extract_compact(token_string.encode("ascii"))
             header = signed.headers()
@@ -231,7 +247,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             raise self._reject("bad signature", "the access token's signature is invalid")
         return kid, self._check_claims(signed.payload)
 
-    def _check_header(self, header: dict) -> str:
+    def _check_header(self, header: dict[str, Any]) -> str:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
             raise self._reject("typ", "the token is not an access token (typ must be at+jwt)")
@@ -247,7 +263,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             raise self._reject("kid", "the access token names no signing key")
         return kid
 
-    def _check_claims(self, payload: bytes) -> dict:
+    def _check_claims(self, payload: bytes) -> dict[str, Any]:
         try:
             claims = json.loads(payload)
         except (ValueError, UnicodeError):
@@ -259,7 +275,7 @@ class LogtoTokenValidator(JWTBearerTokenValidator):
             leeway=self.leeway,
             iss={"essential": True, "value": self.issuer},
             aud={"essential": True, "value": self.resource_server},
-            **{name: {"essential": True} for name in ("exp", "iat", "sub", "client_id", "jti")},
+            **{name: ClaimsOption(essential=True) for name in ("exp", "iat", "sub", "client_id", "jti")},
         )
         try:
             registry.validate(claims)
@@ -301,14 +317,14 @@ def init_app(app: Flask) -> None:
     settings: ApiSettings = app.config["SETTINGS"]
     keys = KeyStore(
         endpoint=settings.logto_endpoint,
-        issuer=settings.logto_issuer,
+        issuer=settings.issuer,
         jwks_uri=settings.logto_jwks_uri,
         session=make_session(retries=1, timeout=(2.0, 5.0)),
         ttl=settings.jwks_cache_ttl_seconds,
         cooldown=settings.jwks_refetch_cooldown_seconds,
     )
     validator = LogtoTokenValidator(
-        issuer=settings.logto_issuer,
+        issuer=settings.issuer,
         resource=settings.shopping_api_resource,
         keys=keys,
         algorithms=settings.token_algorithms,

@@ -70,17 +70,26 @@ class ApiSettings(ProjectSettings):
     @field_validator("token_algorithms", mode="before")
     @classmethod
     def _algorithms(cls, value: object) -> tuple[str, ...]:
-        names = tuple(value.replace(",", " ").split()) if isinstance(value, str) else tuple(value)
+        names: tuple[object, ...] = ()  # anything but a string or a sequence of names is refused below
+        if isinstance(value, str):
+            names = tuple(value.replace(",", " ").split())
+        elif isinstance(value, list | tuple):
+            names = tuple(value)
         unknown = [name for name in names if name not in SUPPORTED_ALGORITHMS]
         if unknown or not names:
             raise ValueError(f"choose from {' '.join(SUPPORTED_ALGORITHMS)}")
-        return names
+        return tuple(str(name) for name in names)  # each one of SUPPORTED_ALGORITHMS, so a str
 
     @model_validator(mode="after")
     def _default_issuer(self) -> ApiSettings:
         if self.logto_issuer is None:
             object.__setattr__(self, "logto_issuer", issuer_for(self.logto_endpoint))
         return self
+
+    @property
+    def issuer(self) -> str:
+        """``logto_issuer``, which is never None once validated (typed as such for the checker)."""
+        return self.logto_issuer or issuer_for(self.logto_endpoint)
 
 
 class ServingSettings(ProjectSettings):

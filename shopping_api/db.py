@@ -9,16 +9,18 @@ never has to upgrade a read lock, which SQLite would refuse at once with "databa
 from __future__ import annotations
 
 import logging
+import sqlite3
 import weakref
 from pathlib import Path
 
 import click
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
 
 from .errors import error_response, server_error
 from .models import Base
@@ -33,7 +35,7 @@ SCHEMA_MISSING = "the database has no tables yet; create them with `flask --app 
 
 
 def database_url(app: Flask) -> str:
-    url = app.config["SETTINGS"].database_url
+    url: str | None = app.config["SETTINGS"].database_url
     if url:
         return url
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,7 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # Take transaction control away from the sqlite3 module so "begin" below decides.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -59,7 +61,7 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):
+    def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -67,7 +69,8 @@ def make_engine(url: str) -> Engine:
 
 
 def get_engine() -> Engine:
-    return current_app.extensions[EXTENSION]
+    engine: Engine = current_app.extensions[EXTENSION]
+    return engine
 
 
 def get_session(*, write: bool = False) -> Session:
@@ -77,7 +80,8 @@ def get_session(*, write: bool = False) -> Session:
         if write:
             engine = engine.execution_options(sqlite_immediate=True)
         g.db_session = Session(engine, expire_on_commit=False)
-    return g.db_session
+    session: Session = g.db_session
+    return session
 
 
 def close_session(_exc: BaseException | None = None) -> None:
@@ -121,7 +125,7 @@ def init_db_command() -> None:
     click.echo(f"schema ready: {engine.url.render_as_string(hide_password=True)}")
 
 
-def _database_error(exc: DBAPIError):
+def _database_error(exc: DBAPIError) -> Response:
     # A missing table is "no such table" (an OperationalError) on SQLite and UndefinedTable (a
     # ProgrammingError) on PostgreSQL: either way no retry helps, only init-db does. Asked only
     # when a query failed, so a working database pays nothing for it.
@@ -137,7 +141,7 @@ def _database_error(exc: DBAPIError):
     return server_error(exc)
 
 
-def _database_unavailable(exc: OperationalError):
+def _database_unavailable(exc: OperationalError) -> Response:
     # Connection lost, server down, or SQLite still locked after the busy timeout: worth a retry.
     # Only the class is logged: the message can carry connection details.
     log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)

@@ -61,6 +61,7 @@ class AccessFieldsFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         atoms = record.args
+        record.request_id = "-"  # a line gunicorn logs there without its atoms
         if isinstance(atoms, Mapping):
             record.request_id = atoms["{x-request-id}o"]  # gunicorn answers "-" when absent
             record.http = {
@@ -74,8 +75,12 @@ class AccessFieldsFilter(logging.Filter):
         return True
 
 
-def logging_config(log_format: str = "text", level: str = "info") -> dict[str, Any]:
-    """The ``logging.config.dictConfig`` of a served API (gunicorn's ``logconfig_dict``)."""
+def logging_config(log_format: str = "text") -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` of a served API (gunicorn's ``logconfig_dict``).
+
+    No levels here: ``set_log_level`` applies gunicorn's ``loglevel`` (LOG_LEVEL, or
+    ``--log-level``) to every logger once gunicorn has read its command line.
+    """
     if log_format == "json":
         formatter: dict[str, Any] = {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -93,8 +98,8 @@ def logging_config(log_format: str = "text", level: str = "info") -> dict[str, A
             "filters": list(filters),
         }
 
-    def logger(handler: str, log_level: str = level) -> dict[str, Any]:
-        return {"level": log_level.upper(), "handlers": [handler], "propagate": False}
+    def logger(handler: str) -> dict[str, Any]:
+        return {"handlers": [handler], "propagate": False}
 
     return {
         "version": 1,
@@ -108,13 +113,15 @@ def logging_config(log_format: str = "text", level: str = "info") -> dict[str, A
             "app": stderr("request_id"),
             "access": stderr("access_fields"),
         },
-        "root": {"level": level.upper(), "handlers": ["app"]},
-        "loggers": {
-            "gunicorn.error": logger("app"),
-            # Access lines are INFO records: a higher LOG_LEVEL does not hide who called what.
-            "gunicorn.access": logger("access", "info"),
-        },
+        "root": {"handlers": ["app"]},
+        "loggers": {"gunicorn.error": logger("app"), "gunicorn.access": logger("access")},
     }
+
+
+def set_log_level(level: str) -> None:
+    """One level for the app's lines, gunicorn's and the access log (INFO records: hidden above info)."""
+    for name in ("", "gunicorn.error", "gunicorn.access"):
+        logging.getLogger(name).setLevel(level.upper())
 
 
 def _take_request_id() -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import Any
 
 from flask import Blueprint, Flask, current_app
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .schemas import Error
 from .validation import Operation, operation, operation_of
@@ -47,25 +49,25 @@ def operations(app: Flask) -> list[tuple[str, str, str, Operation | None]]:
     return found
 
 
-def _parameters(model: type[BaseModel], where: str) -> list[dict]:
+def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
     schema = model.model_json_schema(ref_template=SCHEMA_REF)
     required = set(schema.get("required", ()))
     parameters = []
     for name, prop in schema.get("properties", {}).items():
         prop = dict(prop)
         description = prop.pop("description", None)
-        parameter = {"name": name, "in": where, "required": name in required, "schema": prop}
+        parameter: dict[str, Any] = {"name": name, "in": where, "required": name in required, "schema": prop}
         if description:
             parameter["description"] = description
         parameters.append(parameter)
     return parameters
 
 
-def build_document(app: Flask) -> dict:
+def build_document(app: Flask) -> dict[str, Any]:
     declared = [
         (path, method, endpoint, op) for path, method, endpoint, op in operations(app) if op is not None
     ]
-    models = {(Error, "serialization")}
+    models: set[tuple[type[BaseModel], JsonSchemaMode]] = {(Error, "serialization")}
     for *_route, op in declared:
         if op.body is not None:
             models.add((op.body, "validation"))
@@ -75,13 +77,13 @@ def build_document(app: Flask) -> dict:
         sorted(models, key=lambda m: (m[0].__name__, m[1])), ref_template=SCHEMA_REF
     )
 
-    def content(model: type[BaseModel], mode: str) -> dict:
+    def content(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
         return {"application/json": {"schema": refs[(model, mode)]}}
 
-    paths: dict[str, dict] = {}
+    paths: dict[str, dict[str, Any]] = {}
     for path, method, endpoint, op in declared:
-        responses: dict[str, dict] = {}
-        success: dict = {"description": HTTPStatus(op.status).phrase}
+        responses: dict[str, dict[str, Any]] = {}
+        success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase}
         if op.response is not None:
             success["content"] = content(op.response, "serialization")
         if op.headers:
@@ -106,7 +108,7 @@ def build_document(app: Flask) -> dict:
                 "description": HTTPStatus(status).phrase,
                 "content": content(Error, "serialization"),
             }
-        entry: dict = {
+        entry: dict[str, Any] = {
             "operationId": endpoint.rpartition(".")[2],
             "summary": op.summary,
             "responses": responses,
@@ -164,7 +166,7 @@ def build_document(app: Flask) -> dict:
 
 @bp.get("/openapi.json")
 @operation("This document (no token needed)")
-def openapi_document():
+def openapi_document() -> ResponseReturnValue:
     document = current_app.extensions.get("shopping_api.openapi")
     if document is None:
         document = current_app.extensions["shopping_api.openapi"] = build_document(current_app)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
 from .auth import current_token, require_oauth
@@ -49,8 +51,8 @@ def order_json(
     total: int,
     created_at: datetime,
     created_by: str,
-    items: list[dict],
-) -> dict:
+    items: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "id": id_,
         "customer_id": customer_id,
@@ -72,7 +74,7 @@ def order_json(
     errors=(400,),
     description="The day runs from midnight to midnight in `tz` (23 or 25 hours on DST days).",
 )
-def list_orders(query: OrderListQuery):
+def list_orders(query: OrderListQuery) -> ResponseReturnValue:
     start, end = day_bounds(query.day, query.tz)
     after = None
     if query.cursor:
@@ -105,7 +107,7 @@ def list_orders(query: OrderListQuery):
     more = len(rows) > query.limit
     rows = rows[: query.limit]
 
-    items: dict[int, list[dict]] = defaultdict(list)
+    items: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if rows:
         item_rows = session.execute(
             select(
@@ -154,7 +156,7 @@ def list_orders(query: OrderListQuery):
     response=OrderOut,
     errors=(400, 413, 415, 422),
 )
-def create_order(body: OrderCreate):
+def create_order(body: OrderCreate) -> ResponseReturnValue:
     session = get_session(write=True)
     wanted = [line.product_id for line in body.items]
     products = {

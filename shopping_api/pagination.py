@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,5 +50,5 @@ def decode_cursor(text: str, model: type[M]) -> M:
         bad_cursor("is not a cursor this API issued; pass next_cursor back unchanged")
 
 
-def bad_cursor(message: str):
+def bad_cursor(message: str) -> NoReturn:
     invalid(400, "invalid_request", "the cursor is invalid", {"cursor": message})

@@ -9,7 +9,10 @@ cannot both win. DELETE honours ``If-Match`` when it is sent.
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -27,7 +30,7 @@ bp = Blueprint("products", __name__)
 READ, WRITE = "read:products", "write:products"
 
 
-def product_json(product: Product) -> dict:
+def product_json(product: Product) -> dict[str, Any]:
     return {
         "id": product.id,
         "sku": product.sku,
@@ -71,7 +74,7 @@ def check_if_match(product: Product, *, required: bool) -> None:
         stale(product)
 
 
-def stale(product: Product):
+def stale(product: Product) -> NoReturn:
     response = error_response(
         412, "precondition_failed", "the product changed since you read it; GET it again and retry"
     )
@@ -79,7 +82,7 @@ def stale(product: Product):
     abort(response)
 
 
-def sku_taken(sku: str):
+def sku_taken(sku: str) -> NoReturn:
     abort(
         error_response(
             409,
@@ -113,7 +116,7 @@ def save(product: Product) -> None:
     response=ProductPage,
     errors=(400,),
 )
-def list_products(query: ProductListQuery):
+def list_products(query: ProductListQuery) -> ResponseReturnValue:
     after = decode_cursor(query.cursor, ProductCursor).after_id if query.cursor else 0
     rows = (
         get_session()
@@ -138,7 +141,7 @@ def list_products(query: ProductListQuery):
     errors=(400, 404),
     headers={"ETag": "current version"},
 )
-def get_product(path: ProductPath):
+def get_product(path: ProductPath) -> ResponseReturnValue:
     return product_response(load_product(path.product_id))
 
 
@@ -153,7 +156,7 @@ def get_product(path: ProductPath):
     errors=(400, 409, 413, 415, 422),
     headers={"ETag": "version", "Location": "the new product"},
 )
-def create_product(body: ProductCreate):
+def create_product(body: ProductCreate) -> ResponseReturnValue:
     session = get_session(write=True)
     now = utcnow()
     product = Product(**body.model_dump(), created_at=now, updated_at=now, created_by=current_token["sub"])
@@ -164,7 +167,7 @@ def create_product(body: ProductCreate):
     return response
 
 
-def change(product_id: int, values: dict) -> Response:
+def change(product_id: int, values: dict[str, Any]) -> Response:
     session = get_session(write=True)
     product = load_product(product_id)
     check_if_match(product, required=True)
@@ -188,7 +191,7 @@ def change(product_id: int, values: dict) -> Response:
     headers={"ETag": "new version"},
     if_match="required",
 )
-def replace_product(path: ProductPath, body: ProductCreate):
+def replace_product(path: ProductPath, body: ProductCreate) -> ResponseReturnValue:
     return change(path.product_id, body.model_dump())
 
 
@@ -204,7 +207,7 @@ def replace_product(path: ProductPath, body: ProductCreate):
     headers={"ETag": "new version"},
     if_match="required",
 )
-def patch_product(path: ProductPath, body: ProductPatch):
+def patch_product(path: ProductPath, body: ProductPatch) -> ResponseReturnValue:
     return change(path.product_id, body.model_dump(exclude_unset=True))
 
 
@@ -218,7 +221,7 @@ def patch_product(path: ProductPath, body: ProductPatch):
     errors=(400, 404, 412),
     if_match="optional",
 )
-def delete_product(path: ProductPath):
+def delete_product(path: ProductPath) -> ResponseReturnValue:
     session = get_session(write=True)
     product = load_product(path.product_id)
     check_if_match(product, required=False)

@@ -29,6 +29,8 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 #: Days GET /orders can be asked about (day boundaries must stay representable in every time zone).
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+#: ``date`` for annotations inside OrderListQuery, where the name is one of its fields.
+CalendarDay = date
 
 
 #: The string rules below as JSON Schema patterns (ECMA-262 and Python read them alike), so
@@ -173,11 +175,11 @@ class ProductPatch(Body):
     model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_without_defaults)
 
     # Not Optional: None here only marks "not sent" (exclude_unset); a null sent is refused below.
-    sku: Sku = Field(default=None)
-    name: ProductName = Field(default=None)
-    description: Description = Field(default=None)
-    price: Price = Field(default=None)
-    currency: Currency = Field(default=None)
+    sku: Sku = Field(default=None)  # type: ignore[assignment]  # None: not sent, as said above
+    name: ProductName = Field(default=None)  # type: ignore[assignment]  # None: not sent, as said above
+    description: Description = Field(default=None)  # type: ignore[assignment]  # None: not sent, as said above
+    price: Price = Field(default=None)  # type: ignore[assignment]  # None: not sent, as said above
+    currency: Currency = Field(default=None)  # type: ignore[assignment]  # None: not sent, as said above
 
     @field_validator("*", mode="before")
     @classmethod
@@ -241,7 +243,7 @@ class OrderListQuery(Query):
         return value
 
     @property
-    def day(self) -> date:
+    def day(self) -> CalendarDay:
         return date.fromisoformat(self.date)
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import random
 import time as clock
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Connection, Engine, Row, Table, func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from .db import create_schema, get_engine, unavailable_reason
@@ -33,8 +35,11 @@ NOUNS = ("Mug", "Notebook", "Backpack", "Lamp", "Headphones", "Teapot", "Umbrell
 SEED_SKU = "SEED-{:05d}"
 SEEDED_BY = "seed"
 CHUNK = 50_000
-ORDERS = Order.__table__
-ITEMS = OrderItem.__table__
+# From the metadata rather than ``Order.__table__``, which SQLAlchemy types as a bare FromClause.
+ORDERS = Order.metadata.tables[Order.__tablename__]
+ITEMS = OrderItem.metadata.tables[OrderItem.__tablename__]
+#: (id, sku, name, price, currency) of a seeded product.
+CatalogRow = Row[int, str, str, int, str]
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def customer_ids(count: int) -> list[str]:
     return named + [f"user-{n:06d}" for n in range(len(named) + 1, count + 1)]
 
 
-def catalog(count: int, rng: random.Random) -> list[dict]:
+def catalog(count: int, rng: random.Random) -> list[dict[str, Any]]:
     """``count`` products; currencies take turns so every currency has some."""
     currencies = list(PRICE_RANGES)
     products = []
@@ -70,7 +75,7 @@ def catalog(count: int, rng: random.Random) -> list[dict]:
     return products
 
 
-def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, list]:
+def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, Sequence[CatalogRow]]:
     """Insert the seed products that are missing; return (created, all seed products)."""
     wanted = catalog(count, rng)
     with engine.begin() as conn:
@@ -91,7 +96,7 @@ def seed_catalog(engine: Engine, count: int, rng: random.Random) -> tuple[int, l
     return len(new), rows
 
 
-def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """executemany, or on PostgreSQL ``COPY``, its bulk path (several times faster than INSERT)."""
     if not rows:
         return
@@ -99,7 +104,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict]) -> None:
         conn.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    cursor = conn.connection.dbapi_connection.cursor()  # psycopg 3, inside this transaction
+    cursor = conn.connection.cursor()  # psycopg 3, inside this transaction
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[column] for column in columns])
@@ -112,7 +117,7 @@ def seed(
     create_schema(engine)
     rng = random.Random(random_seed)  # noqa: S311 -- reproducible sample data, not a secret
     created, catalog_rows = seed_catalog(engine, products, rng)
-    by_currency: dict[str, list] = {}
+    by_currency: dict[str, list[CatalogRow]] = {}
     for row in catalog_rows:
         by_currency.setdefault(row.currency, []).append(row)
     currencies = sorted(by_currency)
@@ -128,7 +133,8 @@ def seed(
         next_item = (conn.scalar(select(func.max(OrderItem.id))) or 0) + 1
     item_count = 0
     for first in range(0, orders, CHUNK):
-        order_rows, item_rows = [], []
+        order_rows: list[dict[str, Any]] = []
+        item_rows: list[dict[str, Any]] = []
         for offset in offsets[first : first + CHUNK]:
             currency = rng.choice(currencies)
             shelf = by_currency[currency]
@@ -174,7 +180,7 @@ def seed(
     return SeedResult(created, len(catalog_rows), orders, item_count, clock.perf_counter() - started)
 
 
-def _time_zone(_ctx, _param, value: str) -> str:
+def _time_zone(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     if value not in time_zone_names():
         raise click.BadParameter("must be an IANA time zone name such as UTC or Europe/Paris")
     return value
@@ -224,15 +230,17 @@ def _time_zone(_ctx, _param, value: str) -> str:
     help="Same seed, same data (on an empty database).",
 )
 @with_appcontext
-def seed_command(products, orders, day, tz, customers, random_seed) -> None:
+def seed_command(
+    products: int, orders: int, day: datetime | None, tz: str, customers: int, random_seed: int
+) -> None:
     """Fill the database with a sample catalog and ORDERS orders spread over one day."""
-    day = day.date() if day else datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
+    when = day.date() if day else datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
     try:
         result = seed(
             get_engine(),
             products=products,
             orders=orders,
-            day=day,
+            day=when,
             tz=tz,
             customers=customers,
             random_seed=random_seed,
@@ -240,7 +248,7 @@ def seed_command(products, orders, day, tz, customers, random_seed) -> None:
     except OperationalError as exc:
         raise click.ClickException(f"cannot reach the database: {unavailable_reason(exc)}") from None
     click.echo(
-        f"seeded {day} ({tz}): {result.orders:,} orders with {result.items:,} items; "
+        f"seeded {when} ({tz}): {result.orders:,} orders with {result.items:,} items; "
         f"products: {result.products_created:,} created, {result.products_total:,} in the "
         f"seed catalog; {customers:,} customers; took {result.seconds:.1f} s"
     )

@@ -34,8 +34,8 @@ def settings_or_exit(cls: type[T], *, env_file: str | None = ENV_FILE, **overrid
         exit_for_bad_setting(str(exc))
 
 
-def check_settings(_server: object = None) -> None:
-    """gunicorn ``on_starting`` hook: stop the master at once if the API's settings are bad."""
+def check_settings() -> None:
+    """Stop at once if the API's settings are bad (gunicorn.conf.py's ``on_starting`` hook)."""
     from .config import ApiSettings
 
     settings_or_exit(ApiSettings)

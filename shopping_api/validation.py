@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from flask import Flask, abort, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -23,6 +25,8 @@ from .schemas import Body, Query
 
 #: Bodies are small (an order of 100 lines is a few KiB); anything larger is refused with 413.
 MAX_CONTENT_LENGTH = 64 * 1024
+#: A Flask view function (what ``operation`` wraps and returns).
+View = Callable[..., ResponseReturnValue]
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 _MESSAGES = {
@@ -60,7 +64,7 @@ def field_errors(exc: ValidationError, root: str) -> dict[str, str]:
     return fields
 
 
-def invalid(status: int, error: str, description: str, fields: dict[str, str] | None = None):
+def invalid(status: int, error: str, description: str, fields: dict[str, str] | None = None) -> NoReturn:
     """Stop the request with the API's error body."""
     abort(error_response(status, error, description, fields=fields))
 
@@ -118,14 +122,14 @@ def parse_body(model: type[Body]) -> Body:
         invalid(422, "validation_failed", "some fields of the body are invalid", field_errors(exc, "body"))
 
 
-def operation(summary: str, **spec) -> Callable:
+def operation(summary: str, **spec: Any) -> Callable[[View], View]:
     """Declare and enforce a route's inputs; the view receives ``path``, ``query``, ``body``."""
     op = Operation(summary=summary, **spec)
 
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: View) -> View:
         @functools.wraps(view)
-        def wrapper(**view_args):
-            kwargs = {}
+        def wrapper(**view_args: str) -> ResponseReturnValue:
+            kwargs: dict[str, BaseModel] = {}
             if op.path is not None:
                 kwargs["path"] = parse_path(op.path, view_args)
             # Routes without query parameters still refuse unknown ones: a typo is never ignored.
@@ -136,13 +140,13 @@ def operation(summary: str, **spec) -> Callable:
                 kwargs["body"] = parse_body(op.body)
             return view(**kwargs)
 
-        wrapper.operation = op
+        wrapper.operation = op  # type: ignore[attr-defined]  # a function attribute, read by operation_of
         return wrapper
 
     return decorator
 
 
-def operation_of(view: Callable) -> Operation | None:
+def operation_of(view: object) -> Operation | None:
     """The ``Operation`` behind a (possibly further decorated) view function."""
     while view is not None:
         found = getattr(view, "operation", None)

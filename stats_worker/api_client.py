@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
 from typing import Any, TypeVar
 
 import requests
@@ -49,7 +50,8 @@ class BodyFault(Exception):
 
 
 T = TypeVar("T")
-_END = object()
+_End = Enum("_End", "END")  # an enum member, so ``page is _END`` tells the type checker what page is
+_END = _End.END
 
 
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
@@ -66,7 +68,7 @@ def read_ahead(pages: Iterator[T]) -> Iterator[T]:
             if page is _END:
                 return
             upcoming = pool.submit(next, pages, _END)
-            yield page  # type: ignore[misc]
+            yield page
 
 
 class ApiError(Exception):

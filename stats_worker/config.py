@@ -69,12 +69,16 @@ class WorkerSettings(ProjectSettings):
     @field_validator("stats_scopes", mode="before")
     @classmethod
     def _scopes(cls, value: object) -> tuple[str, ...]:
-        names = tuple(value.split()) if isinstance(value, str) else tuple(value)  # type: ignore[arg-type]
+        names: tuple[object, ...] = ()  # anything but a string or a sequence of names is refused below
+        if isinstance(value, str):
+            names = tuple(value.split())
+        elif isinstance(value, list | tuple):
+            names = tuple(value)
         if not all(isinstance(n, str) and SCOPE_TOKEN.fullmatch(n) for n in names):
             raise ValueError("must be space-separated scope names (RFC 6749 section 3.3)")
         if ORDERS_SCOPE not in names:
             raise ValueError(f"must include {ORDERS_SCOPE} (the report reads the day's orders)")
-        return tuple(dict.fromkeys(names))  # drop repeats, keep the order given
+        return tuple(dict.fromkeys(str(name) for name in names))  # drop repeats, keep the order given
 
     @field_validator("stats_timezone")
     @classmethod

@@ -16,6 +16,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_MAX_IN_MEMORY = 50_000
 
@@ -28,7 +29,7 @@ class CustomerFigures:
     units: int = 0
     spent: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"orders": self.orders, "units": self.units, "spent": dict(sorted(self.spent.items()))}
 
 
@@ -40,7 +41,7 @@ class CustomerTally:
         self.spill_dir = spill_dir
         # customer id -> [orders, units, currency, total, (currency, total)...]: one flat list, as
         # nearly every customer pays in one currency (about 190 bytes a customer with the id)
-        self._memory: dict[str, list] = {}
+        self._memory: dict[str, list[Any]] = {}
         self._db: sqlite3.Connection | None = None
         self._db_path: str | None = None
 
@@ -67,7 +68,7 @@ class CustomerTally:
         entry += (currency, total)
 
     @staticmethod
-    def _per_currency(entry: list) -> list[tuple[str, int]]:
+    def _per_currency(entry: list[Any]) -> list[tuple[str, int]]:
         return [(entry[i], entry[i + 1]) for i in range(2, len(entry), 2)]
 
     def __len__(self) -> int:
@@ -75,7 +76,8 @@ class CustomerTally:
         if self._db is None:
             return len(self._memory)
         self._spill()
-        return self._db.execute("SELECT COUNT(DISTINCT customer_id) FROM figures").fetchone()[0]
+        count: int = self._db.execute("SELECT COUNT(DISTINCT customer_id) FROM figures").fetchone()[0]
+        return count
 
     def __iter__(self) -> Iterator[tuple[str, CustomerFigures]]:
         """Each customer's figures, in customer-id order."""
@@ -90,17 +92,17 @@ class CustomerTally:
             " GROUP BY customer_id, currency ORDER BY customer_id, currency"
         )
         figures: CustomerFigures | None = None
-        current: str | None = None
+        current = ""
         for customer_id, orders, units, currency, total in rows:
-            if customer_id != current:
+            if figures is None or customer_id != current:
                 if figures is not None:
-                    yield current, figures  # type: ignore[misc]
+                    yield current, figures
                 current, figures = customer_id, CustomerFigures()
-            figures.orders += orders  # type: ignore[union-attr]
-            figures.units += units  # type: ignore[union-attr]
-            figures.spent[currency] = total  # type: ignore[union-attr]
+            figures.orders += orders
+            figures.units += units
+            figures.spent[currency] = total
         if figures is not None:
-            yield current, figures  # type: ignore[misc]
+            yield current, figures
 
     def _spill(self) -> None:
         if self._db is None:
@@ -143,5 +145,5 @@ class CustomerTally:
     def __enter__(self) -> CustomerTally:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -202,9 +202,12 @@ class ReportJob:
             content = None
         before = content.get("custom_data_sync") if isinstance(content, dict) else None
         if isinstance(content, dict) and isinstance(before, dict):
+            synced, skipped = before.get("synced", 0), before.get("skipped", 0)
+            if not (type(synced) is int and type(skipped) is int):  # edited by hand: count afresh
+                synced = skipped = 0
             counts: dict[str, Any] = {
-                "synced": int(before.get("synced", 0)) + outcome.synced,
-                "skipped": int(before.get("skipped", 0)) + outcome.skipped,
+                "synced": synced + outcome.synced,
+                "skipped": skipped + outcome.skipped,
                 "failed": outcome.failed,
             }
             if outcome.error:

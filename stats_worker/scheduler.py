@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from .cron import cron_trigger
 from .job import JOB_ERRORS, ReportJob, yesterday
 from .pending import PendingSyncs
-from .report_file import report_path
+from .report_file import ReportsDirError, check_writable, report_path
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,13 @@ class DailyScheduler:
         return trigger
 
     def run(self) -> int:
-        """Run until SIGTERM or SIGINT; return the exit code."""
+        """Run until SIGTERM or SIGINT; return the exit code (1 at once if REPORTS_DIR is unusable:
+        no report could ever be written)."""
+        try:
+            check_writable(self.settings.reports_dir)
+        except ReportsDirError as exc:
+            log.error("%s", exc)
+            return 1
         trigger = self.schedule()
         self.job.runs.scheduler_started(self.settings)
         for sig in (signal.SIGTERM, signal.SIGINT):

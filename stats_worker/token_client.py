@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 import requests
@@ -190,7 +191,7 @@ class TokenClient:
         return _CachedToken(token, started + expires_in - early)
 
 
-def _json_object(response: requests.Response) -> dict:
+def _json_object(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -198,7 +199,7 @@ def _json_object(response: requests.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _error_from(status: int, body: dict, endpoint: str, resource: str) -> TokenRequestError:
+def _error_from(status: int, body: dict[str, Any], endpoint: str, resource: str) -> TokenRequestError:
     error = body.get("error") if isinstance(body.get("error"), str) else None
     description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
     if error is None:
@@ -257,12 +258,12 @@ class BearerAuth(AuthBase):
         request.register_hook("response", self._retry_on_401)
         return request
 
-    def _retry_on_401(self, response: requests.Response, **kwargs) -> requests.Response:
+    def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
         if response.status_code != 401 or getattr(request, "_logto_retried", False):
             return response
         sent = request.headers.get("Authorization", "")
-        if not sent.startswith("Bearer "):
+        if not isinstance(sent, str) or not sent.startswith("Bearer "):
             # requests strips the token when a redirect leaves the origin, but keeps this hook:
             # a 401 from that other host must not be answered with a fresh token.
             return response
@@ -276,7 +277,7 @@ class BearerAuth(AuthBase):
         _ = response.content  # drain it so the connection can be reused
         response.close()
         retry = request.copy()
-        retry._logto_retried = True  # type: ignore[attr-defined]
+        retry._logto_retried = True  # type: ignore[attr-defined]  # our own mark on the copy: retried once
         retry.headers["Authorization"] = f"Bearer {self.client.get_token(self.resource, self.scopes)}"
         retried = response.connection.send(retry, **kwargs)
         retried.history.append(response)

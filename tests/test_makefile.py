@@ -91,3 +91,76 @@ def test_clean_leaves_a_demo_directory_the_demo_did_not_mark(tmp_path):
     result = make(tmp_path, "clean")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / ".demo" / "mine.txt").read_text() == "x"
+
+
+def fake_tools(tmp_path: Path, failing: str = "") -> Path:
+    """A BIN directory whose ruff, mypy and coverage only log their arguments (and ``failing`` fails)."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    for tool in ("ruff", "mypy", "coverage"):
+        (bin_dir / tool).write_text(
+            "#!/bin/sh\n"
+            f'echo "{tool} $* (stale data files: $(ls -a | grep -c "^.coverage"))" >> calls.txt\n'
+            f'[ "{tool} $1" = "{failing}" ] && exit 1\n'
+            "exit 0\n"
+        )
+        (bin_dir / tool).chmod(0o755)
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    return bin_dir
+
+
+def make_with(cwd: Path, bin_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("make")
+    if binary is None:
+        pytest.skip("make is not installed")
+    return subprocess.run(
+        [binary, "--no-print-directory", "-o", ".venv/.installed", f"BIN={bin_dir}", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def calls(cwd: Path) -> list[str]:
+    return [line.split(" (stale")[0].rstrip() for line in (cwd / "calls.txt").read_text().splitlines()]
+
+
+def test_check_runs_lint_format_and_types(tmp_path):
+    result = make_with(tmp_path, fake_tools(tmp_path), "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls(tmp_path) == ["ruff check .", "ruff format --check .", "mypy"]
+
+
+@pytest.mark.parametrize("failing", ["ruff check", "ruff format", "mypy "], ids=["lint", "format", "types"])
+def test_check_fails_on_any_finding(tmp_path, failing):
+    result = make_with(tmp_path, fake_tools(tmp_path, failing=failing), "check")
+    assert result.returncode != 0
+    assert calls(tmp_path)[-1].startswith(failing.strip())  # and stops there
+
+
+def test_test_runs_the_suite_under_coverage_then_combines_and_reports(tmp_path):
+    bin_dir = fake_tools(tmp_path)
+    (tmp_path / ".coverage.host.1234.Xstale").write_text("from an earlier run")
+    result = make_with(tmp_path, bin_dir, "test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls(tmp_path) == ["coverage run -m pytest", "coverage combine --quiet", "coverage report"]
+    # Data files of an earlier run are removed first: they would be combined into this one's figure.
+    assert "(stale data files: 0)" in (tmp_path / "calls.txt").read_text().splitlines()[0]
+
+
+def test_a_narrowed_test_run_is_not_held_to_the_coverage_floor(tmp_path):
+    result = make_with(tmp_path, fake_tools(tmp_path), "test", "PYTEST_ARGS=-k tokens")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert calls(tmp_path) == [
+        "coverage run -m pytest -k tokens",
+        "coverage combine --quiet",
+        "coverage report --fail-under=0",
+    ]
+
+
+def test_a_failing_suite_fails_make_test(tmp_path):
+    result = make_with(tmp_path, fake_tools(tmp_path, failing="coverage run"), "test")
+    assert result.returncode != 0
+    assert calls(tmp_path) == ["coverage run -m pytest"]

@@ -25,8 +25,7 @@ from ..tenant import (
     now_ms,
 )
 from . import bp
-from .requests import paginated, parse_body, read_page
-from .resources import Body
+from .requests import Body, paginated, parse_body, read_page
 from .roles import ROLE_FIELDS, role_not_found
 from .search import search_filter
 from .state import tenant

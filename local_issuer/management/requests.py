@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import Response, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import json_response, management_error
@@ -28,6 +28,12 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """A request body's schema, read as zod reads Logto's: unknown fields dropped, types not coerced."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class RequestProblem(Exception):

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from flask import Response, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import json_response, management_error
 from ..tenant import ResourceRecord, ScopeRecord, new_id, now_ms
 from . import bp
-from .requests import paginated, parse_body, read_page
+from .requests import Body, paginated, parse_body, read_page
 from .search import search_filter
 from .state import tenant
 
 #: The fields a scope search looks at (Logto's scopes search fields).
 SCOPE_FIELDS = ("id", "name", "description")
-
-
-class Body(BaseModel):
-    # zod's objects: unknown fields are dropped, types are not coerced.
-    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class CreateResource(Body):

@@ -10,8 +10,8 @@ from pydantic import Field
 from ..errors import json_response, management_error
 from ..tenant import RoleRecord, new_id
 from . import bp
-from .requests import paginated, parse_body, read_page
-from .resources import SCOPE_FIELDS, Body
+from .requests import Body, paginated, parse_body, read_page
+from .resources import SCOPE_FIELDS
 from .search import search_filter
 from .state import tenant
 

@@ -17,8 +17,7 @@ from ..errors import json_response, management_error
 from ..logsafe import loggable
 from ..tenant import new_id
 from . import bp
-from .requests import invalid_body, paginated, parse_body, read_json_body, read_page
-from .resources import Body
+from .requests import Body, invalid_body, paginated, parse_body, read_json_body, read_page
 from .search import search_filter
 from .state import users
 
@@ -49,10 +48,6 @@ def list_users() -> Response:
 def create_user() -> Response:
     body = parse_body(CreateUser)
     store = users()
-    if body.username is not None and store.find_by(username=body.username):
-        return management_error(422, "user.username_already_in_use")
-    if body.primaryEmail is not None and store.find_by(email=body.primaryEmail):
-        return management_error(422, "user.email_already_in_use")
     user = User.model_validate(
         {
             "id": new_id()[:12],  # Logto's user ids are 12 characters
@@ -62,7 +57,8 @@ def create_user() -> Response:
             "customData": body.customData,
         }
     )
-    store.create(user)
+    if conflict := store.create(user):
+        return management_error(422, conflict)
     return json_response(200, store.profile(user.id))
 
 

@@ -48,8 +48,13 @@ def database_url(tmp_path):
     return f"sqlite:///{tmp_path / 'shop.sqlite'}"
 
 
-def test_text_logs_carry_the_request_id_and_never_the_token(tmp_path, jwks_server, database_url):
+def test_text_logs_carry_the_request_id_and_never_the_token(tmp_path, jwks_server, database_url, make_token):
     with serve(tmp_path, jwks_server, database_url) as server:
+        token = make_token()
+        fetched = requests.get(
+            f"{server.base}/openapi.json?access_token={token}", headers={"X-Request-ID": "keys-1"}, timeout=10
+        )
+        requests.get(f"{server.base}/products", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         response = requests.get(
             f"{server.base}/products?access_token={SECRET}&limit=1",
             headers={"Authorization": f"Bearer {SECRET}", "X-Request-ID": "trace-0123.abc"},
@@ -58,8 +63,11 @@ def test_text_logs_carry_the_request_id_and_never_the_token(tmp_path, jwks_serve
         assert response.status_code == 401
         assert response.headers["X-Request-ID"] == "trace-0123.abc"
         output = logged(server, '"GET /products HTTP/1.1" 401')
-    assert SECRET not in output and "access_token" not in output, output
+    assert fetched.status_code == 400  # an unknown query parameter, refused; and not logged
+    assert SECRET not in output and token not in output and "access_token" not in output, output
     lines = output.splitlines()
+    # The key fetch of the first token check is logged (INFO), as its failures would be.
+    assert any(" INFO shopping_api.jwks " in line and "JWKS fetched" in line for line in lines), output
     # The app's own line (the token check's reason) reaches stderr at INFO, with the request id...
     [rejected] = [line for line in lines if "rejected access token" in line]
     assert " INFO shopping_api.auth [trace-0123.abc] " in rejected
@@ -199,3 +207,13 @@ def test_a_chunked_body_at_the_limit_is_accepted(served_app, make_token):
     headers = {"Authorization": f"Bearer {make_token()}", "Content-Type": "application/json"}
     response = requests.post(f"{served_app.base}/products", data=chunks(body), headers=headers, timeout=30)
     assert response.status_code == 201, response.text
+
+
+def test_one_log_level_for_every_line(tmp_path, jwks_server, database_url):
+    with serve(tmp_path, jwks_server, database_url, LOG_LEVEL="warning") as server:
+        requests.get(f"{server.base}/products", headers={"Authorization": "Bearer x.y.z"}, timeout=10)
+        requests.get(f"{server.base}/no/such/path", timeout=10)
+        time.sleep(0.5)  # the access line would follow the response
+        output = server.log_text()
+    assert "rejected access token" not in output and "/no/such/path" not in output, output
+    assert "Booting worker" not in output  # gunicorn's own INFO lines follow the same level

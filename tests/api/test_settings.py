@@ -59,3 +59,10 @@ def test_bad_values_are_named(monkeypatch, name, value, problem):
         load()
     assert str(excinfo.value).startswith(problem)
     assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("value", [5, None, {"ES256": True}])
+def test_algorithms_given_in_code_as_neither_text_nor_a_list_are_named(value):
+    # Values passed to create_app() skip the environment's string parsing.
+    with pytest.raises(SettingsError, match=r"^TOKEN_ALGORITHMS: choose from"):
+        load(token_algorithms=value)

@@ -14,13 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from tests.support import clean_env
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = ("admin-local-secret", "stats-worker-local-secret")
+SECRETS = ("admin-local-secret", "stats-worker-local-secret", "bootstrap-admin-local-secret")
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.")
 SERVICE_URL = re.compile(r"^\s+(local issuer|shopping API)\s+http://127\.0\.0\.1:(\d+)", re.MULTILINE)
 
@@ -69,8 +70,11 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
         out = result.stdout
         assert result.returncode == 0, f"run {run}:\n{out}\n{result.stderr}"
         for line in (
+            "$ logto-m2m provision --env-file credentials.env --with-users",
+            "created 13, updated 0, unchanged 3, conflicts 0",
+            "Nothing to change: the tenant already matches the tenant file.",
+            "created 0, updated 0, unchanged 16, conflicts 0",
             "-> POST /oidc/token HTTP/1.1",
-            "Authorization: Basic base64(m2m-admin:<app secret, not shown>)",
             "&resource=https%3A%2F%2Fshopping.api",
             "<- 200 OK",
             'token_type    "Bearer"',
@@ -83,13 +87,18 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
             "<- 201 Created",
             "$ stats-worker once --date",
             "Logto custom data: 4 synced, 0 skipped, 0 failed",
-            "-> GET /api/users/user-alice/custom-data HTTP/1.1",
             "Matches the orders the demo placed",
             "shopping API  stopped (exit status 0)",
             "local issuer  stopped (exit status 0)",
         ):
             assert line in out, f"run {run}: {line!r} missing from:\n{out}"
-        for secret in SECRETS:
+        # The apps were created by provisioning: Logto-assigned ids, secrets never shown.
+        credentials = dotenv_values(workdir / "credentials.env")
+        admin_id = credentials["SHOPPING_ADMIN_APP_ID"]
+        assert f"Authorization: Basic base64({admin_id}:<app secret, not shown>)" in out
+        assert re.search(r"-> GET /api/users/\w+/custom-data HTTP/1.1", out)
+        secrets = (*SECRETS, credentials["SHOPPING_ADMIN_APP_SECRET"], credentials["LOGTO_APP_SECRET"])
+        for secret in secrets:
             assert secret not in out + result.stderr
         assert not JWT.search(out), "a whole access token was printed"
         ports = service_ports(out)
@@ -112,7 +121,7 @@ def test_ctrl_c_stops_every_process(tmp_path):
     out = ""
     try:
         deadline = time.monotonic() + 60
-        while "2. The admin app" not in out and time.monotonic() < deadline:
+        while ". The admin app" not in out and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break

@@ -302,3 +302,75 @@ def test_bad_search_is_400(api, params, reason):
 def test_application_search_by_name(api):
     response = api.get("/applications", params={"search.name": "Stats worker", "mode.name": "exact"})
     assert [a["id"] for a in response.json()] == ["m2m-stats-worker"]
+
+
+def test_updates_take_effect_for_tokens_at_once(issuer, api):
+    made = provision(api, "https://updates.example")
+    app_id, role_id = made["app"]["id"], made["role"]["id"]
+    secret = api.get(f"/applications/{app_id}/secrets").json()[0]["value"]
+    write_id = made["scopes"]["write:stock"]["id"]
+
+    added = api.post(f"/roles/{role_id}/scopes", json={"scopeIds": [write_id]})
+    assert added.status_code == 200
+    assert sorted(s["name"] for s in added.json()) == ["read:stock", "write:stock"]
+    again = api.post(f"/roles/{role_id}/scopes", json={"scopeIds": [write_id]})
+    assert again.status_code == 422
+    assert again.json() == {
+        "code": "role.scope_exists",
+        "message": f"The scope id {write_id} has already been added to this role",
+    }
+    ttl = api.patch(f"/resources/{made['resource']['id']}", json={"accessTokenTtl": 120})
+    assert (ttl.status_code, ttl.json()["accessTokenTtl"]) == (200, 120)
+
+    token = issuer.token_response((app_id, secret), "https://updates.example", "read:stock write:stock")
+    assert token.json()["scope"] == "read:stock write:stock"
+    assert token.json()["expires_in"] == 120
+
+    described = api.patch(
+        f"/resources/{made['resource']['id']}/scopes/{write_id}", json={"description": "changes stock"}
+    )
+    assert (described.status_code, described.json()["description"]) == (200, "changes stock")
+    renamed = api.patch(f"/roles/{role_id}", json={"description": "reads and writes stock"})
+    assert renamed.json()["description"] == "reads and writes stock"
+
+
+def test_secrets_added_and_expired(issuer, api):
+    made = provision(api, "https://secrets.example")
+    app_id = made["app"]["id"]
+    added = api.post(f"/applications/{app_id}/secrets", json={"name": "rotation 2"})
+    assert added.status_code == 201
+    assert list(added.json()) == list(load_capture("mapi-app-secrets.json")[0])
+    ok = issuer.token_response((app_id, added.json()["value"]), "https://secrets.example", "read:stock")
+    assert ok.status_code == 200
+    same_name = api.post(f"/applications/{app_id}/secrets", json={"name": "rotation 2"})
+    assert (same_name.status_code, same_name.json()["code"]) == (422, "application.secret_name_exists")
+    past = api.post(f"/applications/{app_id}/secrets", json={"name": "old", "expiresAt": 1})
+    assert past.status_code == 400
+    assert past.json() == {
+        "code": "request.invalid_input",
+        "message": "Input is invalid. The value of `expiresAt` must be in the future.",
+    }
+
+
+def test_role_and_app_types_are_checked_as_logto(api):
+    user_role = api.post("/roles", json={"name": "a user role", "description": "for people"})
+    assert (user_role.status_code, user_role.json()["type"]) == (200, "User")  # Logto's default type
+    refused = api.post("/applications/m2m-admin/roles", json={"roleIds": [user_role.json()["id"]]})
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "code": "application.invalid_role_type",
+        "message": "Can not assign user type role to machine to machine application.",
+    }
+    spa = api.post("/applications", json={"name": "a browser app", "type": "SPA"})
+    assert spa.status_code == 200
+    not_m2m = api.get(f"/applications/{spa.json()['id']}/roles")
+    assert not_m2m.status_code == 422
+    assert not_m2m.json()["code"] == "application.invalid_type"
+    # Only machine-to-machine apps use client_credentials.
+    secret = api.get(f"/applications/{spa.json()['id']}/secrets").json()[0]["value"]
+    form = {"grant_type": "client_credentials", "resource": "https://shopping.api"}
+    token = requests.post(
+        api.base.replace("/api", "/oidc/token"), data=form, auth=(spa.json()["id"], secret), timeout=10
+    )
+    assert token.status_code == 400
+    assert token.json()["error"] == "invalid_client"

@@ -69,3 +69,19 @@ def test_a_broken_state_file_stops_the_start_with_one_line(tmp_path):
         f"local-issuer: {state / 'tenant.json'}: not a tenant state file (TypeError); "
         "move it away to start from the config file alone"
     ]
+
+
+def test_the_config_wins_a_natural_key_it_takes_later(issuer_factory, tmp_path):
+    state = tmp_path / "state"
+    first = issuer_factory("--config", str(bootstrap_config_path()), state_dir=state)
+    made = provision(Api(first, BOOTSTRAP_ADMIN), "https://shopping.api")
+    first.process.stop()
+    # The demo config defines https://shopping.api too; started on it, the issuer keeps one resource
+    # for that indicator, the config's, and the API-created role of the same state stays.
+    second = issuer_factory(state_dir=state, port=first.port)
+    api = Api(second)
+    indicators = [r["indicator"] for r in api.get("/resources").json()]
+    assert indicators.count("https://shopping.api") == 1
+    shopping = next(r for r in api.get("/resources").json() if r["indicator"] == "https://shopping.api")
+    assert shopping["id"] != made["resource"]["id"]
+    assert made["role"]["id"] in [r["id"] for r in api.get("/roles", params={"page_size": 100}).json()]

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from logto_m2m.http import make_session
+from logto_m2m.settings import load_settings
+from stats_worker.config import WorkerSettings
+from stats_worker.job import ReportJob
+from stats_worker.scheduler import DailyScheduler
 from stats_worker.token_client import TokenClient
 
 from .fakes import FakeServer, TokenEndpoint
+from .stack import Stack, start_stack
 
 APP_ID = "m2m-test"
 SECRET = "s3cret:with%odd chars"
@@ -60,3 +65,31 @@ def worker_env(monkeypatch, tmp_path, logto):
 
     set_env()
     return set_env
+
+
+# -- a real issuer and API, for end-to-end tests and new jobs ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """``local-issuer`` and the shopping API (gunicorn, seeded SQLite), shared by a test module."""
+    stack, processes = start_stack(tmp_path_factory.mktemp("stack"))
+    yield stack
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def report_job(stack: Stack, monkeypatch) -> ReportJob:
+    """The worker's ReportJob, in process, with the settings of a worker pointed at ``stack``."""
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    return ReportJob(load_settings(WorkerSettings))
+
+
+@pytest.fixture
+def scheduler(report_job: ReportJob) -> DailyScheduler:
+    """The worker's scheduler with its jobs added (``schedule()``), not started."""
+    scheduler = DailyScheduler(report_job)
+    scheduler.schedule()
+    return scheduler

@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        server: FakeServer = self.server.owner  # type: ignore[attr-defined]
+        server: FakeServer = self.server.owner  # type: ignore[attr-defined]  # set on the httpd below
         length = int(self.headers.get("Content-Length") or 0)
         parts = urlsplit(self.path)
         record = Recorded(
@@ -115,7 +115,7 @@ class FakeServer:
         self.lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
+        self._httpd.owner = self  # type: ignore[attr-defined]  # our own attribute, read by the handler
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 

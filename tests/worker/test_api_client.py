@@ -10,6 +10,7 @@ import pytest
 
 from stats_worker.api_client import ApiError, ShoppingApiClient
 from stats_worker.token_client import BearerAuth
+from tests.support import free_port
 
 from .conftest import quick_session
 from .fakes import FakeServer, OrdersApi, Reply, make_orders
@@ -247,7 +248,7 @@ def test_retries_are_logged_as_one_line_without_the_query(client, api, shop, ord
 
 def test_connection_retries_drop_urllib3s_lines_with_the_cursor(token_client, caplog):
     client = ShoppingApiClient(
-        "http://127.0.0.1:9",
+        f"http://127.0.0.1:{free_port()}",
         quick_session(retries=2),
         BearerAuth(token_client, "https://shopping.api", SCOPES),
     )
@@ -261,13 +262,13 @@ def test_connection_retries_drop_urllib3s_lines_with_the_cursor(token_client, ca
 
 def test_credentials_in_the_api_url_never_reach_a_message(token_client, caplog):
     client = ShoppingApiClient(
-        "http://stats:pa55word@127.0.0.1:9",
+        f"http://stats:pa55word@127.0.0.1:{free_port()}",
         quick_session(retries=1),
         BearerAuth(token_client, "https://shopping.api", SCOPES),
     )
     with pytest.raises(ApiError) as raised:
         fetch_all(client)
-    assert "cannot reach the shopping API at http://***@127.0.0.1:9 " in str(raised.value)
+    assert "cannot reach the shopping API at http://***@127.0.0.1:" in str(raised.value)
     assert "pa55word" not in str(raised.value) + caplog.text and "stats:" not in caplog.text
 
 

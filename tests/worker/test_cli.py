@@ -162,6 +162,20 @@ def test_settings_defaults_and_derived_values():
         load_settings(WorkerSettings, env_file=None, logto_app_id="a")
 
 
+@pytest.mark.parametrize("value", [7, None, {"read:orders": 1}])
+def test_scopes_given_in_code_as_neither_text_nor_a_list_are_named(value):
+    # Values passed to load_settings() in code skip the environment's string parsing.
+    with pytest.raises(SettingsError, match=r"^STATS_SCOPES: must include read:orders"):
+        load_settings(
+            WorkerSettings, env_file=None, logto_app_id="a", logto_app_secret="s", stats_scopes=value
+        )
+    # A list (or tuple) of names is taken as given.
+    settings = load_settings(
+        WorkerSettings, env_file=None, logto_app_id="a", logto_app_secret="s", stats_scopes=["read:orders"]
+    )
+    assert settings.stats_scopes == ("read:orders",)
+
+
 def test_settings_come_from_dot_env(monkeypatch, tmp_path):
     Path(".env").write_text("LOGTO_APP_ID=from-file\nLOGTO_APP_SECRET=x\nSTATS_TIMEZONE=Asia/Tokyo\n")
     settings = load_settings(WorkerSettings)
