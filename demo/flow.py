@@ -23,6 +23,7 @@ from logto_m2m.logto import MANAGEMENT_API_SCOPE, OSS_MANAGEMENT_API_RESOURCE, i
 from stats_worker.report import format_money as money
 from stats_worker.token_client import BearerAuth, TokenClient
 
+from .api_side import app_log_lines, check_rows, failed_check
 from .narration import Narrator, shorten_token
 from .services import Service, Services, free_port, run_program
 
@@ -62,6 +63,8 @@ LOG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 RUN_FILES = ("shop.sqlite", "shop.sqlite-wal", "shop.sqlite-shm", "reports", "issuer", "logs", CREDENTIALS)
 #: Marks a directory as the demo's own, so a later run may empty it (and nothing else).
 MARKER = ".demo-workdir"
+#: The API's serving settings (logging with request ids included), as in production.
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
 
 @dataclass
@@ -143,6 +146,8 @@ class Demo:
             LOGTO_ENDPOINT=self.endpoint,
             SHOPPING_API_RESOURCE=RESOURCE,
             DATABASE_URL=f"sqlite:///{self.database}",
+            LOG_FORMAT="text",  # the demo reads the API's log lines back (api_side.py)
+            LOG_LEVEL="info",
         )
 
     def worker_env(self) -> dict[str, str]:
@@ -184,7 +189,7 @@ class Demo:
             self.run_worker(day)
             self.read_custom_data(orders)
             self.check_report(day, orders)
-            self.say.step("Stop everything the demo started")
+            self.say.step("Stop everything the demo started", "demo/services.py")
             for name, status in services.stop_all().items():
                 self.say.table([(name, f"stopped (exit status {status})")])
         self.say.line()
@@ -197,7 +202,10 @@ class Demo:
             return str(path)
 
     def start_issuer(self, services: Services) -> None:
-        self.say.step("Start the local issuer as a fresh Logto tenant")
+        self.say.step(
+            "Start the local issuer as a fresh Logto tenant",
+            "local_issuer/cli.py, local_issuer/bootstrap.yaml",
+        )
         self.say.say(
             "The local issuer stands in for Logto: same endpoints, same token shape, same "
             "Management API (local development only). It starts as a real tenant does after the "
@@ -241,7 +249,10 @@ class Demo:
         )
 
     def provision(self) -> None:
-        self.say.step("Provision the tenant from one file (logto-m2m provision)")
+        self.say.step(
+            "Provision the tenant from one file (logto-m2m provision)",
+            "logto_m2m/provision/, local_issuer/management/",
+        )
         self.say.say(
             "As the bootstrap app, `logto-m2m provision` creates what local_issuer/default.yaml "
             "describes through Logto's Management API: the API resource and its permissions, the "
@@ -322,7 +333,9 @@ class Demo:
         return [by_username[name] for name in CUSTOMER_USERNAMES]
 
     def start_api(self, services: Services) -> None:
-        self.say.step("Start the shopping API")
+        self.say.step(
+            "Start the shopping API", "gunicorn.conf.py, shopping_api/__init__.py, shopping_api/jwks.py"
+        )
         self.say.say(
             "Served by gunicorn, data in SQLite; it trusts tokens the issuer signs for its resource."
         )
@@ -346,6 +359,7 @@ class Demo:
                     str(self.options.api_workers),
                     "--graceful-timeout",
                     "5",
+                    *(["--config", str(GUNICORN_CONF)] if GUNICORN_CONF.is_file() else []),
                     # gunicorn's control socket has one path per user (~/.gunicorn/gunicorn.ctl): each
                     # new server takes it over from the last, and the first to stop deletes it.
                     "--no-control-socket",
@@ -368,9 +382,57 @@ class Demo:
             ],
             indent=2,
         )
+        self.show_key_fetch()
+
+    def show_key_fetch(self) -> None:
+        """The API's side of start-up: each worker fetched the issuer's signing keys."""
+        self.say.line()
+        self.say.say(
+            "The API's side (shopping_api/jwks.py): as each gunicorn worker started, it fetched the "
+            "issuer's signing keys, the JWKS, once; it checks every token's signature with them and "
+            "fetches again only when they expire or a token names a key it does not have. Its log:"
+        )
+        self.say.line()
+        fetches = [line.message for line in app_log_lines(self.logs / "shopping-api.log")]
+        for message in [m for m in fetches if m.startswith("JWKS ")][: self.options.api_workers]:
+            self.say.output(f"INFO shopping_api.jwks: {message}")
+        discovery = self.http.get(issuer_for(self.endpoint) + "/.well-known/openid-configuration").json()
+        jwks_uri = discovery["jwks_uri"]
+        keys = self.http.get(jwks_uri).json()["keys"]
+        self.say.line()
+        self.say.table(
+            [
+                ("JWKS", f"{jwks_uri} (the discovery document's jwks_uri)"),
+                *[("key", f"kid {key['kid']} ({key.get('alg', key['kty'])})") for key in keys],
+            ],
+            indent=2,
+        )
+
+    def show_api_checks(self, response: requests.Response, token: str, scope: str) -> None:
+        """The API's side of one request: each check of the token, and which one failed."""
+        request_id = response.headers.get("X-Request-ID", "")
+        messages = [line.message for line in app_log_lines(self.logs / "shopping-api.log", request_id)]
+        failed = failed_check(messages)
+        self.say.line()
+        verdict = f"refused at the {failed[0]} check" if failed else "every check passed"
+        self.say.line(f"The API's checks (shopping_api/auth.py): {verdict}", indent=2)
+        rows = check_rows(
+            token,
+            issuer=issuer_for(self.endpoint),
+            resource=RESOURCE,
+            scope=scope,
+            failed=failed[0] if failed else None,
+            now=dt.datetime.now(dt.UTC),
+        )
+        self.say.checks(rows)
+        for message in messages:
+            self.say.output(f"INFO shopping_api.auth: {message}  [request {request_id[:8]}...]")
 
     def admin_token(self) -> None:
-        self.say.step("The admin app asks the issuer for an access token")
+        self.say.step(
+            "The admin app asks the issuer for an access token",
+            "stats_worker/token_client.py; the issuer's side: local_issuer/oauth.py, local_issuer/tokens.py",
+        )
         self.say.say(
             "client_credentials grant: the app authenticates with its App ID and secret "
             "(HTTP Basic) and names the API (`resource`) and the scopes it wants."
@@ -382,7 +444,10 @@ class Demo:
         self.say.token(token)
 
     def call_api(self) -> None:
-        self.say.step("Call the API: without a token, then with one")
+        self.say.step(
+            "Call the API: without a token, then with one",
+            "shopping_api/auth.py (the checks), shopping_api/products.py",
+        )
         self.show_next = True
         self.http.get(self.api_url + "/products")
         self.say.line()
@@ -391,21 +456,40 @@ class Demo:
             "API checks signature, iss, aud, expiry and the route's scope:"
         )
         self.say.line()
+        admin = self.admin.get_token(RESOURCE, ADMIN_SCOPES)
         self.show_next = True
-        self.http.get(self.api_url + "/products", auth=self.admin_auth)
+        accepted = self.http.get(self.api_url + "/products", headers={"Authorization": f"Bearer {admin}"})
+        self.show_api_checks(accepted, admin, "read:products")
         self.say.line()
         self.say.say("The stats worker's app holds read scopes only; a write is refused with 403:")
         self.say.line()
         reader = self.token_client(self.worker_app).get_token(RESOURCE, WORKER_SCOPES)
         self.show_next = True
-        self.http.post(
+        refused = self.http.post(
             self.api_url + "/products",
             headers={"Authorization": f"Bearer {reader}"},
             json={"sku": "NOPE-1", "name": "Not allowed", "price": 1, "currency": "USD"},
         )
+        self.show_api_checks(refused, reader, "write:products")
+        self.say.line()
+        self.say.say(
+            "A valid token for another API is refused with 401: the worker's Management API token "
+            "names https://default.logto.app/api as its audience, not the shopping API:"
+        )
+        self.say.line()
+        other = self.token_client(self.worker_app).get_token(
+            OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE
+        )
+        self.show_next = True
+        wrong_audience = self.http.get(
+            self.api_url + "/products", headers={"Authorization": f"Bearer {other}"}
+        )
+        self.show_api_checks(wrong_audience, other, "read:products")
 
     def create_catalog(self) -> list[dict[str, Any]]:
-        self.say.step("Create the catalog (write:products)")
+        self.say.step(
+            "Create the catalog (write:products)", "shopping_api/products.py, shopping_api/schemas.py"
+        )
         products = []
         for i, (sku, name, price, currency) in enumerate(CATALOG):
             self.show_next = i == 0
@@ -428,7 +512,7 @@ class Demo:
         return products
 
     def place_orders(self, products: list[dict[str, Any]]) -> tuple[dt.date, list[dict[str, Any]]]:
-        self.say.step("Place orders (write:orders)")
+        self.say.step("Place orders (write:orders)", "shopping_api/orders.py")
         self.say.say(
             "The customers are the Logto user ids of the users just provisioned. "
             "An order's items share its currency."
@@ -462,7 +546,11 @@ class Demo:
         return day, orders
 
     def run_worker(self, day: dt.date) -> None:
-        self.say.step("Run the stats worker once (the M2M app)")
+        self.say.step(
+            "Run the stats worker once (the M2M app)",
+            "stats_worker/job.py, stats_worker/api_client.py, stats_worker/report.py, "
+            "stats_worker/custom_data.py",
+        )
         self.say.say(
             "`stats-worker once` gets its own token (read:orders read:products), pages "
             "through the day's orders, writes the report, then gets a Management API token "
@@ -479,7 +567,9 @@ class Demo:
             raise RuntimeError(f"stats-worker once exited with status {result.returncode}")
 
     def read_custom_data(self, orders: list[dict[str, Any]]) -> None:
-        self.say.step("Read a customer's custom data through the Management API")
+        self.say.step(
+            "Read a customer's custom data through the Management API", "local_issuer/management/users.py"
+        )
         customer = orders[0]["customer_id"]
         client = self.token_client(self.worker_app)
         token = client.get_token(OSS_MANAGEMENT_API_RESOURCE, MANAGEMENT_API_SCOPE)
@@ -497,7 +587,10 @@ class Demo:
         response.raise_for_status()
 
     def check_report(self, day: dt.date, orders: list[dict[str, Any]]) -> None:
-        self.say.step("Check the report against the orders placed")
+        self.say.step(
+            "Check the report against the orders placed",
+            "stats_worker/report.py, stats_worker/report_file.py",
+        )
         path = self.reports / f"{day.isoformat()}.json"
         report = json.loads(path.read_text(encoding="utf-8"))
         placed: dict[str, list[int]] = defaultdict(lambda: [0, 0])

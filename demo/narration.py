@@ -36,12 +36,15 @@ class Narrator:
         self.out.write((INDENT * indent + text).rstrip() + "\n")
         self.out.flush()
 
-    def step(self, title: str) -> None:
+    def step(self, title: str, code: str = "") -> None:
+        """A numbered step; ``code`` names the files that do it, for the reader to open next."""
         self.step_number += 1
         heading = f"{self.step_number}. {title}"
         self.line()
         self.line(heading, indent=0)
         self.line("-" * len(heading), indent=0)
+        if code:
+            self.line(f"code: {code}")
 
     def output(self, text: str) -> None:
         """Another program's output, marked with "|" and wrapped to the terminal."""
@@ -76,6 +79,15 @@ class Narrator:
                 self.line("   " + line, indent=2)
         for line in response_lines(response):
             self.line(line, indent=3)
+
+    def checks(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """The API's checks of a token: name, the token's value, the rule, the verdict."""
+        name_width = max(len(row[0]) for row in rows)
+        value_width = min(max(len(row[1]) for row in rows), 32)
+        for name, value, rule, verdict in rows:
+            shown = value if len(value) <= value_width else value[: value_width - 3] + "..."
+            mark = f"  {verdict}" if verdict else ""
+            self.line(f"{name.ljust(name_width)}  {shown.ljust(value_width)}  {rule}{mark}", indent=3)
 
     def token(self, access_token: str) -> None:
         """The JWT's header and claims, decoded (the API is the one that verifies them)."""

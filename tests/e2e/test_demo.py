@@ -88,6 +88,13 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
             "$ stats-worker once --date",
             "Logto custom data: 4 synced, 0 skipped, 0 failed",
             "Matches the orders the demo placed",
+            # The API's side: its key fetch, and its verdict on each token it was shown.
+            "INFO shopping_api.jwks: JWKS fetched (start-up): 1 signing key(s)",
+            "The API's checks (shopping_api/auth.py): every check passed",
+            "The API's checks (shopping_api/auth.py): refused at the scope check",
+            "The API's checks (shopping_api/auth.py): refused at the aud check",
+            "rejected access token: lacks scope write:products",
+            "rejected access token: claim aud",
             "shopping API  stopped (exit status 0)",
             "local issuer  stopped (exit status 0)",
         ):
@@ -104,6 +111,12 @@ def test_make_demo_narrates_the_flow_and_runs_twice(tmp_path):
         ports = service_ports(out)
         assert set(ports) == {"local issuer", "shopping API"}
         assert not any(listening(port) for port in ports.values())
+        # Each step names the files that do it; every one of them exists.
+        code = " ".join(re.findall(r"^  code: (.+)$", out, re.MULTILINE))
+        named = re.findall(r"[\w.]+(?:/[\w.]*)+|gunicorn\.conf\.py", code)
+        assert len(named) >= 20, code
+        for path in named:
+            assert (ROOT / path).exists(), f"the demo names {path}, which does not exist"
         # one report beside .status/ (the worker's last-run records, for `stats-worker status`)
         assert len([p for p in (workdir / "reports").iterdir() if p.name != ".status"]) == 1
 
