@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import msgspec
 import requests
 from tenacity import (
     before_sleep_log,
@@ -23,6 +24,8 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+
+from .orders import Order, decode_orders
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,17 @@ class ShoppingApiClient:
             reraise=True,
         )(self._get_json_once)
 
-    def iter_order_pages(self, day: dt.date, timezone: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield the orders of ``day`` (calendar day in ``timezone``) one page at a time."""
+    def iter_order_pages(self, day: dt.date, timezone: str) -> Iterator[list[Order]]:
+        """Yield the orders of ``day`` (calendar day in ``timezone``) one page at a time.
+
+        The next page downloads in a background thread while the caller works on this one. That
+        thread reads no more of a page than its ``next_cursor``; decoding the orders happens here,
+        in the caller's thread, so the next request never waits for it.
+        """
+        for body in read_ahead(self._order_page_bodies(day, timezone)):
+            yield decode_orders(body)
+
+    def _order_page_bodies(self, day: dt.date, timezone: str) -> Iterator[bytes]:
         params: dict[str, Any] = {"date": day.isoformat(), "tz": timezone, "limit": self.page_size}
         seen_cursors: set[str] = set()
         while True:
@@ -92,13 +104,8 @@ class ShoppingApiClient:
                     f"GET /orders kept breaking off mid-response ({type(exc).__name__}, "
                     "after retries); the API or the network is failing"
                 ) from None
-            orders, cursor = body.get("orders"), body.get("next_cursor")
-            if not isinstance(orders, list) or not (cursor is None or isinstance(cursor, str)):
-                raise ApiError(
-                    "GET /orders returned a body without an orders list and next_cursor; "
-                    "is SHOPPING_API_URL the shopping API?"
-                )
-            yield orders
+            cursor = _next_cursor(body)
+            yield body
             if not cursor:
                 return
             if cursor in seen_cursors:  # a server bug must not turn into an endless loop
@@ -106,7 +113,7 @@ class ShoppingApiClient:
             seen_cursors.add(cursor)
             params = {**params, "cursor": cursor}
 
-    def _get_json_once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _get_json_once(self, path: str, params: dict[str, Any]) -> bytes:
         url = self.base_url + path
         try:
             response = self.session.get(url, params=params, auth=self.auth)
@@ -119,13 +126,34 @@ class ShoppingApiClient:
             ) from None
         if response.status_code != 200:
             raise ApiError(_describe_failure(path, response))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(f"GET {path} returned a body that is not JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(f"GET {path} returned JSON that is not an object")
-        return body
+        return response.content
+
+
+class _PageHead(msgspec.Struct):
+    """What the download thread needs of a page: its orders are skipped over, not decoded."""
+
+    orders: msgspec.Raw
+    next_cursor: str | None = None
+
+
+# An array is told apart from other JSON that is not a page, for a clearer message.
+_decode_head = msgspec.json.Decoder(_PageHead | list[msgspec.Raw]).decode
+
+
+def _next_cursor(body: bytes) -> str | None:
+    """A page's ``next_cursor``, read without decoding its orders."""
+    try:
+        head = _decode_head(body)
+    except msgspec.ValidationError:
+        raise ApiError(
+            "GET /orders returned a body without an orders list and next_cursor; "
+            "is SHOPPING_API_URL the shopping API?"
+        ) from None
+    except msgspec.DecodeError:
+        raise ApiError("GET /orders returned a body that is not JSON") from None
+    if not isinstance(head, _PageHead):
+        raise ApiError("GET /orders returned JSON that is not an object")
+    return head.next_cursor
 
 
 def _describe_failure(path: str, response: requests.Response) -> str:
