@@ -8,10 +8,13 @@ Transient faults are retried at two levels, both bounded and with jittered backo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import queue
+import sys
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
@@ -35,23 +38,54 @@ BROKEN_BODY = (requests.exceptions.ChunkedEncodingError, requests.exceptions.Con
 
 T = TypeVar("T")
 _END = object()
+#: Seconds a thread holding the GIL keeps it while the download thread waits for it.
+FETCH_SWITCH_INTERVAL = 0.0005
 
 
-def read_ahead(pages: Iterator[T]) -> Iterator[T]:
-    """Yield ``pages`` while the next page is already being fetched in a background thread.
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
-    The API builds page N+1 while this process tallies page N, so with a CPU to spare the
-    report's work hides behind the API's instead of adding to it. One page ahead only: memory
-    stays at two pages.
+
+def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield ``pages`` while a background thread fetches the ones after them.
+
+    The thread asks for page N+1 as soon as page N is in, without waiting for the caller to take
+    page N: a cursor's pages come one after another, so the download is the floor, and the caller's
+    work (the tally) hides behind it. The thread pauses when ``depth`` pages are waiting, so memory
+    stays at ``depth + 2`` pages. An exception in the thread is raised here, in the caller's.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orders-read-ahead") as pool:
-        upcoming = pool.submit(next, pages, _END)
-        while True:
-            page = upcoming.result()
-            if page is _END:
-                return
-            upcoming = pool.submit(next, pages, _END)
-            yield page  # type: ignore[misc]
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                handoff.put(page)
+                if stopped.is_set():
+                    return
+            handoff.put(_END)
+        except BaseException as exc:  # raised again in the caller's thread
+            handoff.put(_Failed(exc))
+
+    thread = threading.Thread(target=fetch, name="orders-read-ahead", daemon=True)
+    # The caller's decoding and tallying hold the GIL; after each wait on the network the thread
+    # needs it back to send the next request. Python makes a busy thread hand it over after the
+    # switch interval (5 ms): shortened, the download waits for the tally at most 0.5 ms a time.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, FETCH_SWITCH_INTERVAL))
+    thread.start()
+    try:
+        while (page := handoff.get()) is not _END:
+            if isinstance(page, _Failed):
+                raise page.error
+            yield page
+    finally:
+        stopped.set()
+        sys.setswitchinterval(switch_interval)
+        while thread.is_alive():  # let a fetch under way finish, and a waiting put go through
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
 
 
 class ApiError(Exception):
