@@ -89,7 +89,7 @@ def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, f
     ).json()["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    params = {"date": day, "tz": "UTC", "limit": page_size}
+    params: dict[str, str | int] = {"date": day, "tz": "UTC", "limit": page_size}
     pages = 0
     while True:
         response = session.get(f"{api}/orders", params=params, timeout=60)

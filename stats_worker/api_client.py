@@ -14,7 +14,7 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -47,7 +47,7 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
+def read_ahead(pages: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """Yield ``pages`` while a background thread fetches the ones after them.
 
     The thread asks for page N+1 as soon as page N is in, without waiting for the caller to take

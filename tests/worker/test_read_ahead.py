@@ -13,6 +13,7 @@ import requests
 
 import stats_worker.api_client as api_client
 from stats_worker.api_client import FETCH_SWITCH_INTERVAL, read_ahead
+from stats_worker.orders import Order, decode_orders
 
 
 class Source:
@@ -39,7 +40,7 @@ class Source:
             return self.changed.wait_for(lambda: len(self.asked) >= pages, timeout)
 
 
-def test_fetches_the_next_pages_without_waiting_for_the_caller():
+def test_fetches_the_next_pages_without_waiting_for_the_caller() -> None:
     source = Source(10)
     pages = read_ahead(iter(source))
     assert next(pages) == 1
@@ -51,14 +52,14 @@ def test_fetches_the_next_pages_without_waiting_for_the_caller():
     assert source.threads == {"orders-read-ahead"}
 
 
-def test_a_failure_in_the_thread_is_raised_in_the_caller_after_the_pages_before_it():
+def test_a_failure_in_the_thread_is_raised_in_the_caller_after_the_pages_before_it() -> None:
     pages = read_ahead(iter(Source(5, fail_at=3)))
     assert [next(pages), next(pages)] == [1, 2]
     with pytest.raises(OSError, match="page 3 failed"):
         next(pages)
 
 
-def test_stopping_early_ends_the_thread():
+def test_stopping_early_ends_the_thread() -> None:
     before = {thread.name for thread in threading.enumerate()}
     source = Source(1000)
     pages = read_ahead(iter(source))
@@ -69,21 +70,21 @@ def test_stopping_early_ends_the_thread():
     assert len(source.asked) <= 4
 
 
-def test_the_gil_changes_hands_quickly_while_pages_download_and_the_setting_comes_back():
+def test_the_gil_changes_hands_quickly_while_pages_download_and_the_setting_comes_back() -> None:
     original = sys.getswitchinterval()
-    seen = []
+    seen: list[float] = []
     for _page in read_ahead(iter(Source(3))):
         seen.append(sys.getswitchinterval())
     assert seen == [FETCH_SWITCH_INTERVAL] * 3
     assert sys.getswitchinterval() == original
 
 
-def test_pages_are_decoded_in_the_callers_thread(monkeypatch):
+def test_pages_are_decoded_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The download thread reads only the cursor, so the next request never waits on decoding."""
-    decoded_in = []
-    real = api_client.decode_orders
+    decoded_in: list[str] = []
+    real = decode_orders
 
-    def spy(body: bytes):
+    def spy(body: bytes) -> list[Order]:
         decoded_in.append(threading.current_thread().name)
         return real(body)
 
