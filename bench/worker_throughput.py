@@ -131,7 +131,7 @@ def main() -> int:
         "--rounds",
         type=int,
         default=2,
-        help="bare loop and worker runs, alternated; the best of each is compared "
+        help="plain download and worker runs, alternated; the best of each is compared "
         "(the machine may be shared)",
     )
     args = parser.parse_args()
