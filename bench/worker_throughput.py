@@ -5,13 +5,15 @@ Seeds the orders into SQLite, serves them with gunicorn behind the local issuer'
 
 - orders per second and wall time of the worker process (start to exit);
 - its peak RSS (``wait4`` rusage of that one process);
+- its CPU time per 1,000 orders;
 - token requests it made (counted in the issuer's access log);
-- the ratio of its wall time to a bare loop that only downloads the same pages with one token.
+- the ratio of its wall time to the plain download of the same pages: one token, then each page
+  fetched as bytes, cursor after cursor, nothing parsed (the floor: pages come one after another).
 
-Bare loop and worker run alternately ``--rounds`` times and the best of each is compared, since a
-shared machine's load changes from one minute to the next.
+Plain download and worker run alternately ``--rounds`` times and the best of each is compared, since
+a shared machine's load changes from one minute to the next; the per-round ratios show the spread.
 
-Targets: whole day < 60 s, peak RSS < 150 MB, exactly 1 token request, ratio <= 1.3.
+Targets: whole day < 60 s, peak RSS <= 150 MB, exactly 1 token request, ratio <= 1.25.
 
     .venv/bin/python bench/worker_throughput.py [--orders 1000000] [--customers 100000]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +37,7 @@ import requests
 BIN = Path(sys.executable).parent
 APP_ID, SECRET = "m2m-stats-worker", "stats-worker-local-secret"
 RESOURCE, SCOPES = "https://shopping.api", "read:orders read:products"
+RATIO_TARGET = 1.25
 SETTING_PREFIXES = ("LOGTO_", "SHOPPING_", "STATS_", "TOKEN_", "JWKS_", "LOCAL_ISSUER_")
 
 
@@ -66,10 +70,15 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60) -> None
     sys.exit(f"{url} not ready after {timeout} s")
 
 
+#: The API writes ``next_cursor`` last, so the plain download can find it without parsing the page.
+NEXT_CURSOR = re.compile(rb'"next_cursor":\s*(?:null|"([^"]*)")\s*}\s*$')
+
+
 def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, float, int]:
     """Download every page of the day with one token and nothing else: the floor for the worker.
 
-    Returns (wall seconds, CPU seconds of this loop, orders seen).
+    Bytes only, cursor after cursor: each page's ``next_cursor`` is picked from its tail, nothing
+    is parsed. Returns (wall seconds, CPU seconds of this loop, pages).
     """
     started, cpu = time.perf_counter(), time.process_time()
     token = requests.post(
@@ -80,14 +89,18 @@ def bare_loop(api: str, issuer: str, day: str, page_size: int) -> tuple[float, f
     ).json()["access_token"]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    params = {"date": day, "tz": "UTC", "limit": page_size}
-    count = 0
+    params: dict[str, str | int] = {"date": day, "tz": "UTC", "limit": page_size}
+    pages = 0
     while True:
-        body = session.get(f"{api}/orders", params=params, timeout=60).json()
-        count += len(body["orders"])
-        if not body["next_cursor"]:
-            return time.perf_counter() - started, time.process_time() - cpu, count
-        params["cursor"] = body["next_cursor"]
+        response = session.get(f"{api}/orders", params=params, timeout=60)
+        response.raise_for_status()
+        pages += 1
+        found = NEXT_CURSOR.search(response.content[-1024:])
+        if found is None:
+            sys.exit("the page does not end with next_cursor; has the API's serializer changed?")
+        if found[1] is None:
+            return time.perf_counter() - started, time.process_time() - cpu, pages
+        params["cursor"] = found[1].decode()
 
 
 def run_worker(worker_env: dict[str, str], day: str) -> tuple[float, float, int, int]:
@@ -118,7 +131,7 @@ def main() -> int:
         "--rounds",
         type=int,
         default=2,
-        help="bare loop and worker runs, alternated; the best of each is compared "
+        help="plain download and worker runs, alternated; the best of each is compared "
         "(the machine may be shared)",
     )
     args = parser.parse_args()
@@ -197,9 +210,9 @@ def main() -> int:
             )
             bares, workers, reports = [], [], []
             for round_ in range(1, args.rounds + 1):  # alternated, so both see the same machine
-                bare_seconds, bare_cpu, bare_count = bare_loop(api, issuer, day, args.page_size)
-                bares.append((bare_seconds, bare_cpu, bare_count))
-                print(f"round {round_}: bare loop {bare_count:,} orders in {bare_seconds:.1f} s", flush=True)
+                bare_seconds, bare_cpu, bare_pages = bare_loop(api, issuer, day, args.page_size)
+                bares.append((bare_seconds, bare_cpu, bare_pages))
+                print(f"round {round_}: download {bare_pages:,} pages in {bare_seconds:.1f} s", flush=True)
                 tokens_before = issuer_log.read_text().count('"POST /oidc/token"')
                 wall, cpu, peak_kib, code = run_worker(worker_env, day)
                 time.sleep(0.5)  # let the issuer flush its access log
@@ -226,24 +239,28 @@ def main() -> int:
     peak_kib = max(w[2] for w in workers)
     tokens = [w[3] for w in workers]
     ratio = wall / best_bare[0]
+    ratios = [worker[0] / bare[0] for worker, bare in zip(workers, bares, strict=True)]
     print()
     print(f"machine                {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"rounds                 {args.rounds} (best of each below)")
     print(f"orders reported        {orders:,} ({reports[0]['customers']:,} customers)")
     print(f"worker wall time       {wall:.1f} s   (target < 60 s; all: {_seconds(w[0] for w in workers)})")
     print(f"orders per second      {orders / wall:,.0f}")
-    print(f"worker CPU time        {cpu:.1f} s   (bare loop: {best_bare[1]:.1f} s)")
-    print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target < 150 MB; highest of all rounds)")
+    print(f"worker CPU time        {cpu:.1f} s = {cpu / orders * 1e6:.1f} ms per 1,000 orders")
+    print(f"worker peak RSS        {peak_kib / 1024:.0f} MB   (target <= 150 MB; highest of all rounds)")
     print(f"token requests         {', '.join(map(str, tokens))}   (target 1 per run)")
-    print(f"bare loop wall time    {best_bare[0]:.1f} s   (all: {_seconds(b[0] for b in bares)})")
-    print(f"worker / bare loop     {ratio:.2f}   (target <= 1.3)")
+    print(f"plain download         {best_bare[0]:.1f} s   (all: {_seconds(b[0] for b in bares)})")
+    print(
+        f"worker / download      {ratio:.2f}   (target <= {RATIO_TARGET}; per round: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)})"
+    )
     identical = all(report == reports[0] for report in reports)
     ok = (
         wall < 60
-        and peak_kib < 150 * 1024
+        and peak_kib <= 150 * 1024
         and set(tokens) == {1}
-        and ratio <= 1.3
-        and orders == best_bare[2]
+        and ratio <= RATIO_TARGET
+        and orders == args.orders
         and identical
     )
     print("all targets met" if ok else "TARGETS MISSED")

@@ -79,6 +79,11 @@ def get_session(*, write: bool = False) -> Session:
         engine = get_engine()
         if write:
             engine = engine.execution_options(sqlite_immediate=True)
+        elif engine.dialect.name == "postgresql":
+            # Each statement of a read is its own transaction: under READ COMMITTED each one sees
+            # a new snapshot anyway, and the request saves the BEGIN and ROLLBACK round trips
+            # (a view that writes must ask for write=True first, or its writes commit one by one).
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         g.db_session = Session(engine, expire_on_commit=False)
     session: Session = g.db_session
     return session

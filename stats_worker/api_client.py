@@ -8,17 +8,24 @@ Transient faults are retried at two levels, both bounded and with jittered backo
 
 Every page request carries its own ``X-Request-ID``; a failure names it, so the same call can be
 found in the API's log.
+
+The next page downloads in a background thread (``read_ahead``) that reads no more of a page than
+its ``next_cursor``; the orders are decoded into typed classes (``orders.py``, msgspec) in the
+caller's thread, so the next request never waits for the tally.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
+import queue
+import sys
+import threading
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 import requests
 from tenacity import (
     RetryCallState,
@@ -31,6 +38,8 @@ from tenacity import (
 
 from logto_m2m.http import REQUEST_ID_HEADER, body_timed_out, headers_timed_out, new_request_id
 from logto_m2m.urls import redact_url
+
+from .orders import Order, decode_orders
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +59,55 @@ class BodyFault(Exception):
 
 
 T = TypeVar("T")
-_End = Enum("_End", "END")  # an enum member, so ``page is _END`` tells the type checker what page is
-_END = _End.END
+_END = object()
+#: Seconds a thread holding the GIL keeps it while the download thread waits for it.
+FETCH_SWITCH_INTERVAL = 0.0005
 
 
-def read_ahead(pages: Iterator[T]) -> Iterator[T]:
-    """Yield ``pages`` while the next page is already being fetched in a background thread.
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
-    The API builds page N+1 while this process tallies page N, so with a CPU to spare the
-    report's work hides behind the API's instead of adding to it. One page ahead only: memory
-    stays at two pages.
+
+def read_ahead(pages: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
+    """Yield ``pages`` while a background thread fetches the ones after them.
+
+    The thread asks for page N+1 as soon as page N is in, without waiting for the caller to take
+    page N: a cursor's pages come one after another, so the download is the floor, and the caller's
+    work (the tally) hides behind it. The thread pauses when ``depth`` pages are waiting, so memory
+    stays at ``depth + 2`` pages. An exception in the thread is raised here, in the caller's.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orders-read-ahead") as pool:
-        upcoming = pool.submit(next, pages, _END)
-        while True:
-            page = upcoming.result()
-            if page is _END:
-                return
-            upcoming = pool.submit(next, pages, _END)
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                handoff.put(page)
+                if stopped.is_set():
+                    return
+            handoff.put(_END)
+        except BaseException as exc:  # raised again in the caller's thread
+            handoff.put(_Failed(exc))
+
+    thread = threading.Thread(target=fetch, name="orders-read-ahead", daemon=True)
+    # The caller's decoding and tallying hold the GIL; after each wait on the network the thread
+    # needs it back to send the next request. Python makes a busy thread hand it over after the
+    # switch interval (5 ms): shortened, the download waits for the tally at most 0.5 ms a time.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, FETCH_SWITCH_INTERVAL))
+    thread.start()
+    try:
+        while (page := handoff.get()) is not _END:
+            if isinstance(page, _Failed):
+                raise page.error
             yield page
+    finally:
+        stopped.set()
+        sys.setswitchinterval(switch_interval)
+        while thread.is_alive():  # let a fetch under way finish, and a waiting put go through
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
 
 
 class ApiError(Exception):
@@ -101,22 +140,26 @@ class ShoppingApiClient:
             reraise=True,
         )(self._get_json_once)
 
-    def iter_order_pages(self, day: dt.date, timezone: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield the orders of ``day`` (calendar day in ``timezone``) one page at a time."""
+    def iter_order_pages(self, day: dt.date, timezone: str) -> Iterator[list[Order]]:
+        """Yield the orders of ``day`` (calendar day in ``timezone``) one page at a time.
+
+        The next page downloads in a background thread while the caller works on this one. That
+        thread reads no more of a page than its ``next_cursor``; decoding the orders happens here,
+        in the caller's thread, so the next request never waits for it.
+        """
+        for body in read_ahead(self._order_page_bodies(day, timezone)):
+            yield decode_orders(body)
+
+    def _order_page_bodies(self, day: dt.date, timezone: str) -> Iterator[bytes]:
         params: dict[str, Any] = {"date": day.isoformat(), "tz": timezone, "limit": self.page_size}
         seen_cursors: set[str] = set()
         while True:
             try:
-                body = self._get_json("/orders", params)
+                page = self._get_json("/orders", params)
             except BodyFault as exc:
                 raise ApiError(self._gave_up(exc)) from None
-            orders, cursor = body.get("orders"), body.get("next_cursor")
-            if not isinstance(orders, list) or not (cursor is None or isinstance(cursor, str)):
-                raise ApiError(
-                    "GET /orders returned a body without an orders list and next_cursor; "
-                    "is SHOPPING_API_URL the shopping API?"
-                )
-            yield orders
+            body, cursor = page
+            yield body
             if not cursor:
                 return
             if cursor in seen_cursors:  # a server bug must not turn into an endless loop
@@ -124,7 +167,8 @@ class ShoppingApiClient:
             seen_cursors.add(cursor)
             params = {**params, "cursor": cursor}
 
-    def _get_json_once(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _get_json_once(self, path: str, params: dict[str, Any]) -> tuple[bytes, str | None]:
+        """One page: its body as bytes and its ``next_cursor`` (the orders are left undecoded)."""
         url = self.base_url + path
         request_id = new_request_id()
         try:
@@ -139,13 +183,8 @@ class ShoppingApiClient:
             raise ApiError(self._unreachable(exc, path, request_id)) from None
         if response.status_code != 200:
             raise ApiError(f"{_describe_failure(path, response)} (request id {request_id})")
-        try:
-            body = response.json()
-        except ValueError:
-            raise ApiError(f"GET {path} returned a body that is not JSON (request id {request_id})") from None
-        if not isinstance(body, dict):
-            raise ApiError(f"GET {path} returned JSON that is not an object (request id {request_id})")
-        return body
+        body = response.content
+        return body, _next_cursor(path, body, request_id)
 
     def _unreachable(self, exc: requests.RequestException, path: str, request_id: str) -> str:
         where = redact_url(self.base_url)
@@ -187,6 +226,33 @@ class ShoppingApiClient:
                 wait,
                 fault.request_id,
             )
+
+
+class _PageHead(msgspec.Struct):
+    """What the download thread needs of a page: its orders are skipped over, not decoded."""
+
+    orders: msgspec.Raw
+    next_cursor: str | None = None
+
+
+# An array is told apart from other JSON that is not a page, for a clearer message.
+_decode_head = msgspec.json.Decoder(_PageHead | list[msgspec.Raw]).decode
+
+
+def _next_cursor(path: str, body: bytes, request_id: str) -> str | None:
+    """A page's ``next_cursor``, read without decoding its orders."""
+    try:
+        head = _decode_head(body)
+    except msgspec.ValidationError:
+        raise ApiError(
+            f"GET {path} returned a body without an orders list and next_cursor; "
+            f"is SHOPPING_API_URL the shopping API? (request id {request_id})"
+        ) from None
+    except msgspec.DecodeError:
+        raise ApiError(f"GET {path} returned a body that is not JSON (request id {request_id})") from None
+    if not isinstance(head, _PageHead):
+        raise ApiError(f"GET {path} returned JSON that is not an object (request id {request_id})")
+    return head.next_cursor
 
 
 #: What a 401 to a *fresh* token means, keyed by a phrase of the API's ``error_description``

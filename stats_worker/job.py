@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from logto_m2m.http import make_session
 from logto_m2m.logto import MANAGEMENT_API_SCOPE
 
-from .api_client import ApiError, ShoppingApiClient, read_ahead
+from .api_client import ApiError, ShoppingApiClient
 from .config import WorkerSettings
 from .custom_data import CustomDataSync, SyncOutcome
 from .customers import CustomerFigures, CustomerTally
@@ -145,7 +145,7 @@ class ReportJob:
         with CustomerTally() as customers:
             report = DailyReport(day, settings.timezone, customers)
             with cyclic_gc_paused():
-                for page in read_ahead(self.api.iter_order_pages(day, settings.stats_timezone)):
+                for page in self.api.iter_order_pages(day, settings.stats_timezone):
                     report.add_orders(page)
             content = report.as_dict()
             if self.custom_data is not None:

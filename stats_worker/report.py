@@ -9,10 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from .customers import CustomerTally
+
+if TYPE_CHECKING:
+    from .orders import Order
 
 TOP_N = 10
 #: ISO 4217 currencies whose minor unit is not 1/100 (for the human summary only).
@@ -80,64 +83,45 @@ class DailyReport:
         self._hour_of_minute: dict[str, dt.datetime] = {}
         self.custom_data_sync: dict[str, int] | None = None
 
-    def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> None:
-        """Tally one page of orders.
+    def add_orders(self, orders: Iterable[Order]) -> None:
+        """Tally one page of orders (decoded by ``stats_worker.orders``, so every type is right).
 
         This is the worker's hot loop (a million orders a day), so it is one function working on
         local names: plain dict and list operations, no call per item.
         """
         shelves, by_currency, per_minute = self.products, self.by_currency, self._per_minute
         tally = self.customers.add
-        order: Any = None
-        try:
-            for order in orders:
-                currency, total, customer_id = order["currency"], order["total"], order["customer_id"]
-                if type(total) is not int or type(currency) is not str or type(customer_id) is not str:
-                    raise TypeError("total must be an integer, currency and customer_id strings")
-                shelf = shelves.get(currency)
-                if shelf is None:
-                    shelf = shelves[currency] = {}
-                units = 0
-                for item in order["items"]:
-                    quantity, unit_price = item["quantity"], item["unit_price"]
-                    if type(quantity) is not int or type(unit_price) is not int:
-                        raise TypeError("quantity and unit_price must be integers")
-                    units += quantity
-                    product = shelf.get(item["product_id"])
-                    if product is None:
-                        if type(item["product_id"]) is not int:
-                            raise TypeError("product_id must be an integer")
-                        # sku and name as first seen that day
-                        shelf[item["product_id"]] = [
-                            item["sku"],
-                            item["name"],
-                            quantity,
-                            quantity * unit_price,
-                        ]
-                    else:
-                        product[2] += quantity
-                        product[3] += quantity * unit_price
-                created_at = order["created_at"]
-                minute = created_at[:16] + created_at[-6:]  # "2026-11-20T13:45" + "+00:00"
-                count = per_minute.get(minute)
-                if count is None:
-                    self._hour_of_minute[minute] = self._local_hour(created_at)
-                    per_minute[minute] = 1
+        for order in orders:
+            currency, total = order.currency, order.total
+            shelf = shelves.get(currency)
+            if shelf is None:
+                shelf = shelves[currency] = {}
+            units = 0
+            for item in order.items:
+                quantity, revenue = item.quantity, item.quantity * item.unit_price
+                units += quantity
+                product = shelf.get(item.product_id)
+                if product is None:
+                    shelf[item.product_id] = [item.sku, item.name, quantity, revenue]  # as first seen
                 else:
-                    per_minute[minute] = count + 1
-                tally(customer_id, currency, total, units)
-                figures = by_currency.get(currency)
-                if figures is None:
-                    by_currency[currency] = [1, total, units]
-                else:
-                    figures[0] += 1
-                    figures[1] += total
-                    figures[2] += units
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            order_id = order.get("id") if isinstance(order, Mapping) else None
-            raise ReportError(
-                f"order {order_id!r} from the API is malformed ({type(exc).__name__}: {exc})"
-            ) from None
+                    product[2] += quantity
+                    product[3] += revenue
+            created_at = order.created_at
+            minute = created_at[:16] + created_at[-6:]  # "2026-11-20T13:45" + "+00:00"
+            count = per_minute.get(minute)
+            if count is None:
+                self._hour_of_minute[minute] = self._local_hour(order)
+                per_minute[minute] = 1
+            else:
+                per_minute[minute] = count + 1
+            tally(order.customer_id, currency, total, units)
+            figures = by_currency.get(currency)
+            if figures is None:
+                by_currency[currency] = [1, total, units]
+            else:
+                figures[0] += 1
+                figures[1] += total
+                figures[2] += units
 
     @property
     def orders(self) -> int:
@@ -147,15 +131,21 @@ class DailyReport:
     def units(self) -> int:
         return sum(figures[2] for figures in self.by_currency.values())
 
-    def _local_hour(self, created_at: str) -> dt.datetime:
-        """Start of the local hour ``created_at`` falls in, as a UTC datetime.
+    def _local_hour(self, order: Order) -> dt.datetime:
+        """Start of the local hour the order was created in, as a UTC datetime.
 
         Kept in UTC because the two local 01:00 hours of a DST fall-back day compare equal as
         local times. Every zone's hours start on a whole minute, so the minute decides the hour.
         """
-        created = dt.datetime.fromisoformat(created_at)
-        if created.tzinfo is None:
-            raise ValueError("created_at has no UTC offset")
+        try:
+            created = dt.datetime.fromisoformat(order.created_at)
+        except ValueError:
+            created = None
+        if created is None or created.tzinfo is None:
+            raise ReportError(
+                f"order {order.id!r} from the API is malformed (created_at {order.created_at!r} is not"
+                " an ISO 8601 time with a UTC offset)"
+            )
         return created.astimezone(self.tz).replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
     def per_hour(self) -> dict[dt.datetime, int]:

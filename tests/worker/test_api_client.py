@@ -7,6 +7,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import pytest
+from msgspec import to_builtins
 
 from stats_worker.api_client import ApiError, ShoppingApiClient
 from stats_worker.token_client import BearerAuth
@@ -47,13 +48,13 @@ def client(shop, token_client):
 
 
 def fetch_all(client):
-    return [order for page in client.iter_order_pages(DAY, "Europe/Berlin") for order in page]
+    return [order for page in client.iter_order_pages(DAY, "Europe/Berlin") for order in to_builtins(page)]
 
 
 def test_follows_the_cursor_page_by_page_with_one_token(client, shop, logto, orders):
     pages = list(client.iter_order_pages(DAY, "Europe/Berlin"))
     assert [len(p) for p in pages] == [1000, 1000, 500]
-    assert [o for p in pages for o in p] == orders
+    assert [o for p in pages for o in to_builtins(p)] == orders
     assert [r.query for r in shop.requests] == [
         {"date": "2026-11-20", "tz": "Europe/Berlin", "limit": "1000"},
         {"date": "2026-11-20", "tz": "Europe/Berlin", "limit": "1000", "cursor": "1000"},
@@ -124,9 +125,9 @@ def test_an_api_that_never_answers_is_not_called_unreachable(shop, api, token_cl
 
 def test_401_after_key_rotation_costs_one_new_token(client, token_endpoint, api, shop, logto, orders):
     pages = client.iter_order_pages(DAY, "UTC")
-    first = next(pages)
+    first = to_builtins(next(pages))
     token_endpoint.rotate()
-    rest = [o for page in pages for o in page]
+    rest = [o for page in pages for o in to_builtins(page)]
     assert first + rest == orders
     assert logto.count("/oidc/token") == 2
     assert [r.form["resource"] for r in logto.requests] == ["https://shopping.api"] * 2

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stats_worker.customers import CustomerTally
+from stats_worker.orders import decode_orders
 from stats_worker.report import DailyReport, ReportError, average, hours_of_day, summary
 from stats_worker.report_file import STALE_TEMP_SECONDS, render, report_path, write_report
 
@@ -18,10 +19,14 @@ from .expected import expected_customers, expected_report, strip_meta
 from .fakes import make_orders
 
 
+def page(orders) -> bytes:
+    return json.dumps({"orders": orders, "next_cursor": None}).encode()
+
+
 def build(orders, day, tz, page_size=100, customers=None):
     report = DailyReport(day, tz, customers)
     for start in range(0, len(orders), page_size):
-        report.add_orders(orders[start : start + page_size])
+        report.add_orders(decode_orders(page(orders[start : start + page_size])))
     return report
 
 
@@ -58,6 +63,7 @@ def test_fall_back_day_keeps_both_one_oclock_hours_apart():
             "currency": "USD",
             "total": 100,
             "created_at": t.isoformat(),
+            "created_by": "m2m-admin",
             "items": [{"product_id": 1, "sku": "A", "name": "A", "quantity": 1, "unit_price": 100}],
         }
         for n, t in enumerate((first, second, second))
@@ -107,7 +113,7 @@ def test_average_is_exact_and_rounds_half_to_even(total, count, expected):
 def test_malformed_order_is_a_clear_error(field, value):
     order = make_orders(dt.date(2026, 11, 20), ZoneInfo("UTC"), 1)[0] | {"id": 42, field: value}
     with pytest.raises(ReportError, match="order 42 from the API is malformed"):
-        DailyReport(dt.date(2026, 11, 20), ZoneInfo("UTC")).add_orders([order])
+        DailyReport(dt.date(2026, 11, 20), ZoneInfo("UTC")).add_orders(decode_orders(page([order])))
 
 
 def test_customer_tally_spills_to_disk_and_gives_the_same_figures(tmp_path):
