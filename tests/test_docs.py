@@ -13,7 +13,8 @@ from urllib.parse import unquote
 import pytest
 
 from local_issuer.cli import IssuerSettings
-from shopping_api.config import ApiSettings
+from logto_m2m.provision.cli import ProvisionSettings
+from shopping_api.config import ApiSettings, ServingSettings
 from stats_worker.config import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_the_slug_rules():
 
 SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 ENV_EXAMPLE = (ROOT / ".env.example").read_text(encoding="utf-8")
-SETTINGS_CLASSES = [ApiSettings, WorkerSettings, IssuerSettings]
+SETTINGS_CLASSES = [ApiSettings, ServingSettings, WorkerSettings, IssuerSettings, ProvisionSettings]
 
 
 def documented_settings() -> set[str]:
