@@ -69,8 +69,8 @@ check: $(STAMP)
 
 # Only what the project makes in this directory: the demo's work directory (when it carries the
 # demo's marker), the API's default SQLite folder, the worker's default reports, the local
-# issuer's default state (its signing key) and pip's egg-info.
+# issuer's default state (its signing key), pip's egg-info, and the caches of the checks and coverage.
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis $(INTEROP)/node_modules
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache htmlcov .coverage .coverage.* $(INTEROP)/node_modules
 	if [ -f .demo/.demo-workdir ]; then rm -rf .demo; fi
 	rm -rf instance reports .local-issuer ./*.egg-info

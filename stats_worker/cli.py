@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return DailyScheduler(job).run()
     if args.command == "sync":
+        if not job.pending.days():
+            print("no custom data is pending: nothing to sync")
+            return 0
         try:
             return 0 if job.sync_pending() else 1
         except ReportsDirError as exc:

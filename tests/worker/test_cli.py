@@ -433,3 +433,10 @@ def test_cron_follows_crontab_weekdays(expression, fires):
         now = trigger.get_next_fire_time(None, now + dt.timedelta(seconds=1))
         seen.append(now.strftime("%dT%H:%M"))
     assert seen == fires
+
+
+def test_sync_with_nothing_pending_says_so(env, shop, logto, capsys):
+    env(REPORTS_DIR="reports")
+    assert main(["sync"]) == 0
+    assert capsys.readouterr().out == "no custom data is pending: nothing to sync\n"
+    assert not shop.requests and logto.count("/oidc/token") == 0  # nothing was asked of anyone
