@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ SETTING_NAMES = {
 }
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 #: The API's gunicorn settings (serving, logging, the settings check), as the README runs it.
 GUNICORN_CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 
@@ -150,3 +152,21 @@ class ServerProcess:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def copy_of_the_repository(destination: Path) -> Path:
+    """The repository's files (tracked, and untracked but not ignored) copied to ``destination``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.support import copy_of_the_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "adapt-the-template.md"
@@ -62,23 +63,6 @@ def apply_diff(text: str, diff: str, path: str) -> str:
         assert count == 1, f"{path}: the recipe's lines\n{before}are found {count} times, not once"
         text = text.replace(before, after)
     return text
-
-
-def copy_of_the_repository(destination: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for name in listed:
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
 
 
 def test_the_page_has_the_recipes():
