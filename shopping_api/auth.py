@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -433,4 +434,7 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["token_validator"] = validator
     # Each gunicorn worker builds its app: load the keys now, so its first requests do not wait.
-    keys.load()
+    # The flask command (init-db, seed: Flask marks its runs so) checks no token: no fetch, and no
+    # wait for an issuer that may not be up yet.
+    if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        keys.load()

@@ -7,6 +7,8 @@ that can redirect, trickle its answer, send too much, or send something that is 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -246,3 +248,22 @@ def test_a_slow_jwks_never_times_out_a_gunicorn_worker(app, database_url, jwks_s
         log = server.log_text()
     assert "WORKER TIMEOUT" not in log
     assert "Traceback" not in log
+
+
+def test_the_flask_command_fetches_no_keys(api_settings, jwks_server, tmp_path):
+    """`flask init-db` and `seed` check no token: they neither fetch the JWKS nor wait for it."""
+    env = clean_env(
+        LOGTO_ENDPOINT=jwks_server.endpoint,
+        LOGTO_JWKS_URI=jwks_server.url,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'shop.sqlite'}",
+    )
+    for command in (["init-db"], ["seed", "--orders", "10"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "shopping_api", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    assert jwks_server.fetch_count == 0
