@@ -88,6 +88,12 @@ def test_recipe_works_as_written(recipe, tmp_path):
         (copy / path).write_text(body, encoding="utf-8")
     for path, diff in recipe.edits:
         (copy / path).write_text(apply_diff((copy / path).read_text(encoding="utf-8"), diff, path))
+    # What the recipe writes passes the project's own checks (`make check` runs them in CI).
+    changed = [*recipe.files, *(path for path, _diff in recipe.edits if path.endswith(".py"))]
+    ruff = str(Path(sys.executable).parent / "ruff")
+    for check in ([ruff, "check", *changed], [ruff, "format", "--check", *changed]):
+        result = subprocess.run(check, cwd=copy, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TEST_DATABASE_URL"))}
     env["PYTHONPATH"] = str(copy)  # the copy's packages, not the installed checkout's
     for command in recipe.commands:
