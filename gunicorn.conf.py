@@ -26,6 +26,9 @@ graceful_timeout = 20
 keepalive = 5
 # X-Forwarded-For/-Proto are believed only from the proxy's address.
 forwarded_allow_ips = serving.forwarded_allow_ips
+# The one scheme header the proxy sets (nginx: X-Forwarded-Proto); gunicorn's default also reads
+# X-Forwarded-Ssl and X-Forwarded-Protocol, and answers HTML 400 when they disagree.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 # The API has no use for gunicorn's per-user control socket, which two servers would fight over.
 control_socket_disable = True
 

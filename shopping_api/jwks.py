@@ -36,6 +36,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
 from logto_m2m.logto import discovery_url, issuer_for
+from logto_m2m.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,10 @@ class KeyStore:
         back-off after a failure allows: readiness holds traffic back, so without this a process
         whose issuer was down at start would wait for a token that never comes to fetch its keys.
         """
-        if not self._keys and self.clock() - self._failed_at >= self.retry_after_failure:
+        # Not sooner than the back-off after the last fetch, failed or not: a key set that came back
+        # empty must not turn every readiness probe into a fetch.
+        last = max(self._failed_at, self._fetched_at)
+        if not self._keys and self.clock() - last >= self.retry_after_failure:
             self._wait(self._start("readiness check"))
         return bool(self._keys)
 
@@ -281,7 +285,7 @@ class KeyStore:
             metadata = self._get_json(discovery_url(issuer_for(self.endpoint)), deadline)
         except (requests.RequestException, FetchError) as exc:
             _remaining(deadline)  # out of time: the fallback would not make it either
-            log.warning("discovery failed (%s); using %s", _describe(exc), fallback)
+            log.warning("discovery failed (%s); using %s", _describe(exc), redact_url(fallback))
             return fallback
         if not isinstance(metadata, dict):
             return fallback

@@ -344,6 +344,23 @@ def test_access_log_has_no_query_string(proxy: Proxy) -> None:
     assert token not in proxy.log()
 
 
+def test_a_secret_in_the_url_of_a_refused_request_reaches_no_log(proxy: Proxy) -> None:
+    """nginx's error lines quote the request line: they are off, the access log says enough."""
+    response = requests.post(f"{proxy.url}/products?client_secret=LEAKME413", data=b"x" * 100_000, timeout=10)
+    assert response.status_code == 413
+    time.sleep(0.2)
+    assert "LEAKME413" not in proxy.log()
+    assert re.search(r' /products HTTP/1.1" 413 ', proxy.log())  # the refusal itself is logged
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Ssl: on", "X-Forwarded-Protocol: ssl"])
+def test_scheme_headers_from_a_client_change_nothing(proxy: Proxy, header: str) -> None:
+    name, _, value = header.partition(": ")
+    response = requests.get(f"{proxy.url}/products", headers={name: value}, timeout=10)
+    assert response.status_code == 401  # the API's own answer: no token, not gunicorn's HTML 400
+    assert response.json()["error"] == "unauthorized"
+
+
 def test_token_in_the_url_is_refused_before_any_log(proxy: Proxy) -> None:
     token = proxy.token()
     response = requests.get(f"{proxy.url}/products?access_token={token}", timeout=10)

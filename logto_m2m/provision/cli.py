@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from local_issuer.config import ConfigError, IssuerConfig, default_config_path, load_config
 from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE
 from logto_m2m.settings import ProjectSettings, SettingsError, http_url, load_settings, resource_indicator
+from logto_m2m.urls import redact_url
 
 from .envfile import EnvFileError, check_writable, read_env, update_env
 from .management import ManagementApi, ProvisionError
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             settings.logto_management_api_resource,
         )
         source = args.tenant or "the packaged tenant file (local_issuer/default.yaml)"
+        endpoint = redact_url(settings.logto_endpoint)  # never a password from the URL
         print(
-            f"{'Planning' if args.dry_run else 'Provisioning'} {source} into {settings.logto_endpoint} "
+            f"{'Planning' if args.dry_run else 'Provisioning'} {source} into {endpoint} "
             f"(Management API {settings.logto_management_api_resource})"
         )
         if not args.dry_run and any(app.env for app in tenant.applications):

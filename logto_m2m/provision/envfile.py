@@ -28,8 +28,13 @@ class EnvFileError(Exception):
 def _line(name: str, value: str) -> str:
     if BARE_VALUE.fullmatch(value):
         return f"{name}={value}\n"
-    if "'" in value or "\n" in value:
-        raise EnvFileError(f"the value for {name} cannot be written to an env file (quote or newline)")
+    # Single quotes are literal to dotenv except for \' and \\, so a backslash would change what
+    # is read back; control characters (a newline, a carriage return) would break the line.
+    if "'" in value or "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise EnvFileError(
+            f"the value for {name} cannot be written to an env file (a quote, a backslash or a control "
+            "character)"
+        )
     return f"{name}='{value}'\n"
 
 
@@ -56,7 +61,11 @@ def read_env(path: Path) -> dict[str, str | None]:
 def update_env(path: Path, values: dict[str, str]) -> list[str]:
     """Set ``values`` in ``path``; return the names whose value changed (nothing written if none)."""
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = ""
+        if path.exists():
+            # newline="": a carriage return in the file is kept as it is, not read as a line break.
+            with path.open(encoding="utf-8", newline="") as file:
+                text = file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise EnvFileError(f"{path}: cannot be read ({type(exc).__name__})") from None
     changed: list[str] = []

@@ -18,6 +18,7 @@ import requests
 
 from logto_m2m.http import make_session
 from logto_m2m.logto import MANAGEMENT_API_SCOPE, issuer_for
+from logto_m2m.urls import redact_url
 from stats_worker.token_client import BearerAuth, TokenClient, TokenRequestError
 
 #: Logto's largest page (koa-pagination's maxPageSize).
@@ -63,13 +64,14 @@ class ManagementApi:
         session: requests.Session | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.shown = redact_url(self.endpoint)  # for messages: never a password from the URL
         self.resource = resource
         self.session = session or make_session()
         self.tokens = TokenClient(issuer_for(self.endpoint) + "/token", app_id, app_secret)
         self.auth = BearerAuth(self.tokens, resource, MANAGEMENT_API_SCOPE)
 
     def __repr__(self) -> str:  # no secret in reprs, and so none in tracebacks
-        return f"ManagementApi(endpoint={self.endpoint!r})"
+        return f"ManagementApi(endpoint={self.shown!r})"
 
     # -- the token ---------------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ class ManagementApi:
         if exc.error == "invalid_target":
             return (
                 f"LOGTO_MANAGEMENT_API_RESOURCE={self.resource} is not a resource of the tenant at "
-                f"{self.endpoint} (invalid_target): set it to this tenant's Management API indicator; "
+                f"{self.shown} (invalid_target): set it to this tenant's Management API indicator; "
                 + OSS_CLOUD_HINT
             )
         if exc.error == "no_scope_granted":
@@ -99,17 +101,17 @@ class ManagementApi:
             )
         if exc.error == "invalid_request" and "unrecognized route" in (exc.error_description or ""):
             return (
-                f"{self.endpoint}/oidc/token is not a Logto token endpoint ({exc.error_description}): set "
+                f"{self.shown}/oidc/token is not a Logto token endpoint ({exc.error_description}): set "
                 "LOGTO_ENDPOINT to the Logto base URL, without /oidc or /api"
             )
         if exc.status is None:
             return (
-                f"cannot reach Logto at {self.endpoint}: check LOGTO_ENDPOINT (the Logto base URL, e.g. "
+                f"cannot reach Logto at {self.shown}: check LOGTO_ENDPOINT (the Logto base URL, e.g. "
                 "http://localhost:3001 or https://{tenant-id}.logto.app) and that Logto is running"
             )
         if exc.error is None:
             return (
-                f"{self.endpoint}/oidc/token is not a Logto token endpoint (HTTP {exc.status}): check "
+                f"{self.shown}/oidc/token is not a Logto token endpoint (HTTP {exc.status}): check "
                 "LOGTO_ENDPOINT (the Logto base URL, without /oidc or /api)"
             )
         return f"Logto refused the bootstrap app's token request: {exc}"
@@ -120,13 +122,14 @@ class ManagementApi:
         return self.endpoint + "/api" + path.format(*(quote(value, safe="") for value in ids))
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        where = redact_url(url)  # what messages show: never a password from the URL
         try:
             response = self.session.request(method, url, auth=self.auth, **kwargs)
         except TokenRequestError as exc:  # a token re-fetch after a 401
             raise ProvisionError(self._token_problem(exc)) from None
         except requests.RequestException as exc:
             raise ProvisionError(
-                f"{method} {url} failed ({type(exc).__name__}): check LOGTO_ENDPOINT and that Logto is "
+                f"{method} {where} failed ({type(exc).__name__}): check LOGTO_ENDPOINT and that Logto is "
                 "running, then run again (what was done so far is kept and found again)"
             ) from None
         if response.status_code >= 400:
@@ -134,6 +137,7 @@ class ManagementApi:
         return response
 
     def _refusal(self, method: str, url: str, response: requests.Response) -> ManagementApiError:
+        where = redact_url(url)  # what messages show: never a password from the URL
         status = response.status_code
         body = _json(response)
         code = body.get("code") if isinstance(body, dict) and isinstance(body.get("code"), str) else None
@@ -142,7 +146,7 @@ class ManagementApi:
         )
         if code is None:
             text = (
-                f"{method} {url} answered HTTP {status} without a Logto error body: LOGTO_ENDPOINT must "
+                f"{method} {where} answered HTTP {status} without a Logto error body: LOGTO_ENDPOINT must "
                 "be the Logto base URL (its Management API is at {LOGTO_ENDPOINT}/api)"
             )
         elif status == 401:
@@ -153,7 +157,7 @@ class ManagementApi:
         elif status == 403:
             text = f"the Management API refused the bootstrap app ({code}): {BOOTSTRAP_HINT}"
         else:
-            text = f"{method} {url} answered HTTP {status} ({code}: {message})"
+            text = f"{method} {where} answered HTTP {status} ({code}: {message})"
         return ManagementApiError(text, status=status, code=code)
 
     def get_json(self, path: str, *ids: str) -> Any:
@@ -167,20 +171,21 @@ class ManagementApi:
     def list_all(self, path: str, *ids: str, **query: str) -> Iterator[Json]:
         """Every item of a paged list, page after page, until ``Total-Number`` items were read."""
         url = self.url(path, *ids)
+        where = redact_url(url)  # what messages show: never a password from the URL
         seen = 0
         for page in range(1, MAX_PAGES + 1):
             response = self.request("GET", url, params={**query, "page": page, "page_size": PAGE_SIZE})
             items = _json(response, strict=True)
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
                 raise ProvisionError(
-                    f"GET {url} did not answer a JSON list: is LOGTO_ENDPOINT a Logto server?"
+                    f"GET {where} did not answer a JSON list: is LOGTO_ENDPOINT a Logto server?"
                 )
             yield from items
             seen += len(items)
             total = _total(response)
             if len(items) < PAGE_SIZE or (total is not None and seen >= total):
                 return
-        raise ProvisionError(f"GET {url} kept answering full pages past {MAX_PAGES * PAGE_SIZE} items")
+        raise ProvisionError(f"GET {where} kept answering full pages past {MAX_PAGES * PAGE_SIZE} items")
 
 
 def _total(response: requests.Response) -> int | None:

@@ -267,3 +267,21 @@ def test_the_flask_command_fetches_no_keys(api_settings, jwks_server, tmp_path):
         )
         assert result.returncode == 0, result.stderr
     assert jwks_server.fetch_count == 0
+
+
+def test_a_password_in_the_endpoint_url_is_never_logged(caplog):
+    """LOGTO_ENDPOINT may carry user:password@; the key store's log lines show it redacted."""
+    port = free_port()
+    keys = KeyStore(
+        endpoint=f"http://user:hunter2@127.0.0.1:{port}",
+        issuer=f"http://127.0.0.1:{port}/oidc",
+        jwks_uri=None,
+        session=make_session(retries=0),
+        ttl=600,
+        cooldown=30,
+        deadline=1,
+    )
+    with caplog.at_level(logging.INFO, logger="shopping_api.jwks"):
+        assert not keys.load()
+    assert "discovery failed" in caplog.text
+    assert "hunter2" not in caplog.text and f"http://***@127.0.0.1:{port}" in caplog.text

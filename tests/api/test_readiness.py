@@ -81,3 +81,14 @@ def test_an_api_whose_issuer_was_down_at_start_becomes_ready_without_traffic(api
     jwks_server.mode = "ok"
     time.sleep(1.1)  # the back-off after a failed fetch (the cooldown, when shorter than 5 s)
     assert client.get("/readyz").status_code == 200
+
+
+def test_readiness_probes_of_an_empty_key_set_do_not_each_fetch_it(api_settings, jwks_server):
+    jwks_server.publish()  # the issuer answers, with no keys
+    app = create_app(api_settings)
+    assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+    client = app.test_client()
+    before = jwks_server.fetch_count
+    for _ in range(20):
+        assert client.get("/readyz").status_code == 503
+    assert jwks_server.fetch_count - before <= 1  # within the back-off: at most one more fetch

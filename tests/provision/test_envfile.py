@@ -96,3 +96,20 @@ def test_unwritable_directory_is_one_clear_error(tmp_path):
             update_env(locked / ".env", {"A": "1"})
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("value", ["abc\\", "x\\\\y", "cr\rhere", "tab\there", "del\x7f"])
+def test_a_value_dotenv_would_read_back_otherwise_is_refused(tmp_path, value):
+    """A backslash in single quotes is an escape to dotenv; a control character breaks the line."""
+    env = tmp_path / ".env"
+    env.write_text("KEEP=1\n")
+    with pytest.raises(EnvFileError, match="LOGTO_APP_ID"):
+        update_env(env, {"LOGTO_APP_ID": value, "LOGTO_APP_SECRET": "fine"})
+    assert env.read_text() == "KEEP=1\n"  # nothing half-written
+
+
+def test_a_carriage_return_in_a_kept_line_stays_as_it_is(tmp_path):
+    env = tmp_path / ".env"
+    env.write_bytes(b"OTHER='a\rb'\nLOGTO_APP_ID=old\n")
+    update_env(env, {"LOGTO_APP_ID": "new"})
+    assert env.read_bytes() == b"OTHER='a\rb'\nLOGTO_APP_ID=new\n"

@@ -318,6 +318,21 @@ def test_wrong_endpoint(provision, tmp_path):
     assert "check LOGTO_ENDPOINT" in run.err
 
 
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_a_password_in_the_endpoint_url_is_never_shown(provision, tmp_path, dry_run):
+    port = free_port()
+    run = provision(
+        None,
+        *dry_run,
+        "--env-file",
+        str(tmp_path / ".env"),
+        LOGTO_ENDPOINT=f"http://user:hunter2@127.0.0.1:{port}",
+    )
+    assert run.status != 0
+    assert "hunter2" not in run.out + run.err
+    assert f"http://***@127.0.0.1:{port}" in run.out + run.err
+
+
 def test_endpoint_with_the_oidc_path(fresh_issuer, provision, tmp_path):
     run = provision(
         fresh_issuer, "--env-file", str(tmp_path / ".env"), LOGTO_ENDPOINT=fresh_issuer.url + "/oidc"
