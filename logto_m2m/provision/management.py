@@ -199,7 +199,7 @@ def _json(response: requests.Response, *, strict: bool = False) -> Any:
     except ValueError:
         if strict:
             raise ProvisionError(
-                f"{response.request.method} {response.url} did not answer JSON: "
+                f"{response.request.method} {redact_url(response.url)} did not answer JSON: "
                 "is LOGTO_ENDPOINT a Logto server?"
             ) from None
         return None

@@ -228,6 +228,25 @@ def test_bad_pagination_is_400(api, params):
             'Error in key path "name": (invalid_type) Expected string but received number.',
         ),
         ({"name": "", "indicator": "https://x.example"}, 'Error in key path "name": (too_small)'),
+        (
+            {"name": "x" * 129, "indicator": "https://x.example"},
+            'Error in key path "name": (too_big) String must contain at most 128 character(s)',
+        ),
+        (
+            {"name": "n", "indicator": "https://x.example", "accessTokenTtl": 0},
+            'Error in key path "accessTokenTtl": (too_small) Number must be greater than or equal to 1',
+        ),
+        (
+            {"name": "n", "indicator": "https://x.example", "accessTokenTtl": 2**31},
+            'Error in key path "accessTokenTtl": (too_big) Number must be less than or equal to',
+        ),
+        (
+            {"name": "n", "indicator": "https://x.example", "accessTokenTtl": "60"},
+            'Error in key path "accessTokenTtl": (invalid_type) Expected number but received string.',
+        ),
+        ({"name": None, "indicator": "https://x.example"}, 'Error in key path "name": (invalid_type)'),
+        ([1, 2], ""),
+        ("text", ""),
     ],
 )
 def test_invalid_bodies_are_guard_errors(api, body, details):

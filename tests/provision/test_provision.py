@@ -19,6 +19,7 @@ import yaml
 from dotenv import dotenv_values
 
 from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.worker.fakes import FakeServer, Reply
 
 from .conftest import BOOTSTRAP_APP, BOOTSTRAP_TENANT, FULL_TENANT, MANAGEMENT, start_issuer
 
@@ -331,6 +332,20 @@ def test_a_password_in_the_endpoint_url_is_never_shown(provision, tmp_path, dry_
     assert run.status != 0
     assert "hunter2" not in run.out + run.err
     assert f"http://***@127.0.0.1:{port}" in run.out + run.err
+
+
+def test_a_server_that_is_not_logto(provision, tmp_path):
+    """Something answers on LOGTO_ENDPOINT, but not as Logto: an HTML 404 for the token request."""
+    with FakeServer(lambda request: Reply(404, b"<html>Not Found</html>")) as other:
+        run = provision(None, "--env-file", str(tmp_path / ".env"), LOGTO_ENDPOINT=other.url)
+    assert_stopped(run, f"{other.url}/oidc/token is not a Logto token endpoint (HTTP 404)")
+    assert "without /oidc or /api" in run.err
+
+
+def test_wrong_bootstrap_secret(fresh_issuer, provision, tmp_path):
+    run = provision(fresh_issuer, "--env-file", str(tmp_path / ".env"), LOGTO_ADMIN_APP_SECRET="not-it")
+    assert_stopped(run, "Logto refused the bootstrap app's credentials (invalid_client)")
+    assert "LOGTO_ADMIN_APP_ID and LOGTO_ADMIN_APP_SECRET" in run.err
 
 
 def test_endpoint_with_the_oidc_path(fresh_issuer, provision, tmp_path):
