@@ -8,30 +8,24 @@ terminal escape sequences to whoever tails the log, or turn one request into a l
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn.glogging import Logger
+
+from logto_m2m.logtext import escape_controls
 
 if TYPE_CHECKING:
     from gunicorn.glogging import _AtomsDict
 
 #: Characters of any logged value: at most this many, then a note of how many were left out.
 VALUE_LIMIT = 256
-# C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def loggable(value: object, limit: int = VALUE_LIMIT) -> str:
     """``value`` as one safe line: control characters as ``\\xNN``, at most ``limit`` characters."""
     text = value if isinstance(value, str) else str(value)
     cut = text[:limit]
-    escaped = _CONTROL.sub(_escape, cut)
+    escaped = escape_controls(cut)
     return escaped if len(text) <= limit else f"{escaped}...(+{len(text) - limit} chars)"
 
 

@@ -19,21 +19,17 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from logto_m2m.logtext import escape_controls
+
 REQUEST_ID_HEADER = "X-Request-ID"
 #: What a request id from a client (or a proxy) may look like: a UUID, a hex or base64url string,
 #: a trace id. Anything else is replaced, so a header cannot smuggle text into the logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=\-]{1,128}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: gunicorn's access log line. No query string (%(q)s, or %(r)s which contains it) and no
 #: Referer (a URL too): a token sent as ?access_token= must never reach a log.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s [%(request_id)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(process)d %(levelname)s %(name)s %(request_id)s %(message)s"
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with each control character written as ``\\xNN``: one log record, one line."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 class TextFormatter(logging.Formatter):
