@@ -30,8 +30,8 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from flask import Request, Response
 from flask import request as flask_request
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from .bodies import BodyCut, BodyTooLarge, read_capped
 from .errors import InvalidTargetError, json_response, oidc_error_body, safe_description
 from .keys import SigningKeys
 from .tenant import ApplicationRecord, ResourceRecord, Tenant
@@ -54,14 +54,10 @@ def _unparsable() -> InvalidRequestError:
 
 def read_token_parameters(request: Request) -> MultiDict[str, str]:
     """The POST body's parameters (form or, as Logto also accepts, JSON); the query string is ignored."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _unparsable()
     try:
-        raw = request.stream.read(MAX_BODY_BYTES + 1)
-    except (RequestEntityTooLarge, ClientDisconnected):
+        raw = read_capped(request, MAX_BODY_BYTES)
+    except (BodyTooLarge, BodyCut):
         raise _unparsable() from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise _unparsable()
     if not raw:
         return MultiDict()
     if request.mimetype not in ("application/x-www-form-urlencoded", "application/json"):

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 from flask import Response, request
 from pydantic import BaseModel, ConfigDict, ValidationError
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from ..bodies import BodyCut, BodyTooLarge, read_capped
 from ..errors import json_response, management_error
 
 #: Logto's body limit (koa-body's default jsonLimit, 1 MB); the app's MAX_CONTENT_LENGTH is one more.
@@ -56,16 +56,12 @@ def too_large() -> RequestProblem:
 
 def read_json_body() -> Any:
     """The request's JSON body (``{}`` when empty, as koa-guard falls back to)."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise too_large()
     try:
-        raw = request.stream.read(MAX_BODY_BYTES + 1)
-    except RequestEntityTooLarge:  # werkzeug's own count of a chunked body past MAX_CONTENT_LENGTH
+        raw = read_capped(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
         raise too_large() from None
-    except ClientDisconnected:
+    except BodyCut:
         raise invalid_body("The request body was not received in full.") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise too_large()
     if not raw.strip():
         return {}
     if request.mimetype != "application/json":
