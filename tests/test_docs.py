@@ -149,3 +149,10 @@ def test_each_readme_links_to_the_others(name):
     first_lines = "\n".join((ROOT / name).read_text(encoding="utf-8").splitlines()[:4])
     for other in {"README.md", *TRANSLATIONS} - {name}:
         assert f"]({other})" in first_lines
+
+
+@pytest.mark.parametrize("name", ["README.md", *TRANSLATIONS])
+def test_readme_stays_a_ten_minute_read(name):
+    """About 300 lines: what does not fit belongs in a page of docs/, linked from the README."""
+    lines = (ROOT / name).read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"{name} has {len(lines)} lines; move reference material into docs/"
