@@ -236,8 +236,8 @@ class Checkout:
         }
         for placeholder, value in tenant.items():
             text = text.replace(placeholder, value)
-        text = re.sub(r"(?<=127\.0\.0\.1|localhost):3001\b", str(self.issuer_port), text)
-        return re.sub(r"(?<=127\.0\.0\.1|localhost):8000\b", str(self.api_port), text)
+        text = re.sub(r"(?<=127\.0\.0\.1|localhost):3001\b", f":{self.issuer_port}", text)
+        return re.sub(r"(?<=127\.0\.0\.1|localhost):8000\b", f":{self.api_port}", text)
 
     def server(self, line: str, ready_url: str) -> ServerProcess:
         return ServerProcess(["bash", "-c", f"exec {line}"], env=self.env, cwd=self.root, ready_url=ready_url)
