@@ -179,17 +179,27 @@ ELSEWHERE: dict[tuple[str, str], Elsewhere] = {
     ),
     ("README.md", "make test"): _MAKE_TEST,
     ("README.md", "make install"): _MAKE_INSTALL,
-    ("README.md", "cp .env.example .env"): _THREE_TERMINALS,
-    ("README.md", ".venv/bin/local-issuer"): _THREE_TERMINALS,
-    ("README.md", ".venv/bin/flask --app shopping_api init-db"): _THREE_TERMINALS,
-    ("README.md", ".venv/bin/flask --app shopping_api seed --orders 1000"): _THREE_TERMINALS,
-    ("README.md", '.venv/bin/gunicorn "shopping_api:create_app()"'): _THREE_TERMINALS,
-    ("README.md", ".venv/bin/stats-worker once"): _THREE_TERMINALS,
-    ("README.md", "LOGTO_ENDPOINT=https://{tenant-id}.logto.app"): _USE_WITH_LOGTO,
-    ("README.md", "LOGTO_MANAGEMENT_API_RESOURCE=https://{tenant-id}.logto.app/api"): _USE_WITH_LOGTO,
-    ("README.md", "LOGTO_ADMIN_APP_ID=<App ID of the bootstrap app>"): _USE_WITH_LOGTO,
-    ("README.md", "LOGTO_ADMIN_APP_SECRET=<its App secret>"): _USE_WITH_LOGTO,
-    ("README.md", ".venv/bin/logto-m2m provision --env-file .env"): _USE_WITH_LOGTO,
+    **{
+        ("README.md", command): _THREE_TERMINALS
+        for command in (
+            "cp .env.example .env",
+            ".venv/bin/local-issuer",
+            ".venv/bin/flask --app shopping_api init-db",
+            ".venv/bin/flask --app shopping_api seed --orders 1000",
+            '.venv/bin/gunicorn "shopping_api:create_app()"',
+            ".venv/bin/stats-worker once",
+        )
+    },
+    **{
+        ("README.md", command): _USE_WITH_LOGTO
+        for command in (
+            "LOGTO_ENDPOINT=https://{tenant-id}.logto.app",
+            "LOGTO_MANAGEMENT_API_RESOURCE=https://{tenant-id}.logto.app/api",
+            "LOGTO_ADMIN_APP_ID=<App ID of the bootstrap app>",
+            "LOGTO_ADMIN_APP_SECRET=<its App secret>",
+            ".venv/bin/logto-m2m provision --env-file .env",
+        )
+    },
     (
         "docs/adapt-the-template.md",
         ".venv/bin/python -m pytest tests/api/test_whoami.py tests/api/test_openapi.py",
