@@ -75,7 +75,7 @@ def test_bench_runs_the_benchmarks_in_order_and_a_miss_stops_none(tmp_path, data
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("script", ["auth_overhead.py", "worker_throughput.py"])
+@pytest.mark.parametrize("script", ["auth_overhead.py", "worker_throughput.py", "orders_pages.py"])
 def test_the_benchmarks_make_runs_exist(script):
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), "--help"],
@@ -176,10 +176,11 @@ def test_test_runs_the_suite_under_coverage_then_combines_and_reports(tmp_path):
 
 
 def test_a_narrowed_test_run_is_not_held_to_the_coverage_floor(tmp_path):
-    result = make_with(tmp_path, fake_tools(tmp_path), "test", "PYTEST_ARGS=-k tokens")
+    # docs/tests.md's example of a part of the suite
+    result = make_with(tmp_path, fake_tools(tmp_path), "test", "PYTEST_ARGS=tests/api -k token")
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls(tmp_path) == [
-        "coverage run -m pytest -k tokens",
+        "coverage run -m pytest tests/api -k token",
         "coverage combine --quiet",
         "coverage report --fail-under=0",
     ]
