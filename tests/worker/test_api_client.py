@@ -123,7 +123,13 @@ def test_an_api_that_never_answers_is_not_called_unreachable(shop, api, token_cl
     assert "cannot reach" not in message and len(shop.requests) == 2
 
 
-def test_401_after_key_rotation_costs_one_new_token(client, token_endpoint, api, shop, logto, orders):
+def test_401_after_key_rotation_costs_one_new_token(token_client, token_endpoint, api, shop, logto, orders):
+    # Five pages: while the caller holds the first, the read-ahead may already hold the second and
+    # the third, but it asks for the fourth only once the caller takes the second, so at least one
+    # request goes out after the rotation, whatever the threads' timing.
+    client = ShoppingApiClient(
+        shop.url, quick_session(), BearerAuth(token_client, "https://shopping.api", SCOPES), page_size=500
+    )
     pages = client.iter_order_pages(DAY, "UTC")
     first = to_builtins(next(pages))
     token_endpoint.rotate()
