@@ -60,6 +60,15 @@ def script(name: str) -> str:
     return str(BIN / name)
 
 
+def run_script(
+    name: str, *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run one of the project's console scripts to its end; its output is captured as text."""
+    return subprocess.run(
+        [script(name), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def gunicorn_argv(
     port: int, *, workers: int = 2, app: str = "shopping_api:create_app()", extra: tuple[str, ...] = ()
 ) -> list[str]:

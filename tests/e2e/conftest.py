@@ -18,7 +18,7 @@ import requests
 
 from logto_m2m.logto import OSS_MANAGEMENT_API_RESOURCE, issuer_for
 from stats_worker.token_client import BearerAuth, TokenClient
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, run_script, script
 
 RESOURCE = "https://shopping.api"
 ADMIN = ("m2m-admin", "admin-local-secret")
@@ -87,13 +87,8 @@ class Stack:
         return clean_env(**settings)
 
     def worker(self, *args: str, reports: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [script("stats-worker"), *args],
-            env=self.worker_env(reports),
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return run_script(
+            "stats-worker", *args, env=self.worker_env(reports), cwd=self.workdir, timeout=timeout
         )
 
     def management_get(self, path: str) -> requests.Response:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, clean_env, free_port, script
+from tests.support import ServerProcess, clean_env, free_port, run_script, script
 
 from .conftest import SHOPPING_API, STATS_APP, api_env, app_secret, init_db, start_api
 
@@ -59,14 +59,7 @@ def run_worker(endpoint: str, api_url: str, reports: Path, cwd: Path) -> Path:
         STATS_PAGE_SIZE="150",
         REPORTS_DIR=str(reports),
     )
-    result = subprocess.run(
-        [script("stats-worker"), "once", "--date", DAY],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("stats-worker", "once", "--date", DAY, env=env, cwd=cwd, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert app_secret(STATS_APP) not in result.stdout + result.stderr
     return reports / f"{DAY}.json"

@@ -6,18 +6,20 @@ import subprocess
 import time
 
 from tests.issuer.conftest import start_issuer
-from tests.support import clean_env, script
+from tests.support import clean_env, run_script
 
 
 def run_issuer(state_dir, port: int, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    result = subprocess.run(
-        [script("local-issuer"), "--port", str(port), "--state-dir", str(state_dir), *args],
+    result = run_script(
+        "local-issuer",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+        *args,
         env=clean_env(),
         cwd=state_dir.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     return result, time.monotonic() - started
 

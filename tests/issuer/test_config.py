@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from local_issuer.config import ConfigError, load_config, parse_config
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script
 
 GOOD = """
 resources:
@@ -152,20 +150,16 @@ def test_bad_yaml_names_the_line():
 def test_server_refuses_to_start_with_a_bad_config(tmp_path, name, text, expected):
     config = tmp_path / name
     config.write_text(text)
-    result = subprocess.run(
-        [
-            script("local-issuer"),
-            "--config",
-            str(config),
-            "--state-dir",
-            str(tmp_path / "s"),
-            "--port",
-            str(free_port()),
-        ],
+    result = run_script(
+        "local-issuer",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--port",
+        str(free_port()),
         env=clean_env(),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=30,
     )
     assert result.returncode == 2
@@ -174,12 +168,14 @@ def test_server_refuses_to_start_with_a_bad_config(tmp_path, name, text, expecte
 
 
 def test_missing_config_file(tmp_path):
-    result = subprocess.run(
-        [script("local-issuer"), "--config", "nowhere.yaml", "--port", str(free_port())],
+    result = run_script(
+        "local-issuer",
+        "--config",
+        "nowhere.yaml",
+        "--port",
+        str(free_port()),
         env=clean_env(),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=30,
     )
     assert (result.returncode, result.stderr.strip()) == (2, "local-issuer: nowhere.yaml: file not found")

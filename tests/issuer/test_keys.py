@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 
 import requests
 from joserfc import jwt
 
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script
 
 from .conftest import MANAGEMENT
 
@@ -68,12 +67,14 @@ def test_second_rotation_drops_the_oldest_key(issuer_factory):
 def test_unusable_key_file_stops_the_start(tmp_path):
     key_file = tmp_path / "broken.json"
     key_file.write_text("{not json")
-    result = subprocess.run(
-        [script("local-issuer"), "--key-file", str(key_file), "--port", str(free_port())],
+    result = run_script(
+        "local-issuer",
+        "--key-file",
+        str(key_file),
+        "--port",
+        str(free_port()),
         env=clean_env(),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=30,
     )
     assert result.returncode == 2
@@ -86,12 +87,14 @@ def test_unusable_key_file_stops_the_start(tmp_path):
 def test_unwritable_state_dir_stops_the_start(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = subprocess.run(
-        [script("local-issuer"), "--state-dir", str(blocker / "state"), "--port", str(free_port())],
+    result = run_script(
+        "local-issuer",
+        "--state-dir",
+        str(blocker / "state"),
+        "--port",
+        str(free_port()),
         env=clean_env(),
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=30,
     )
     assert result.returncode == 2

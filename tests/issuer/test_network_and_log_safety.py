@@ -12,7 +12,7 @@ import requests
 from local_issuer.cli import is_loopback
 from local_issuer.config import bootstrap_config_path
 from local_issuer.logsafe import loggable
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script, script
 
 from .conftest import MANAGEMENT, STATS_WORKER
 
@@ -36,12 +36,14 @@ def test_loopback_addresses(host, loopback):
 
 
 def _run(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [script("local-issuer"), "--port", str(free_port()), "--state-dir", str(tmp_path / "state"), *args],
+    return run_script(
+        "local-issuer",
+        "--port",
+        str(free_port()),
+        "--state-dir",
+        str(tmp_path / "state"),
+        *args,
         env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 

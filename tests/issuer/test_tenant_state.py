@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 
 from local_issuer.config import bootstrap_config_path
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script
 
 from .conftest import MANAGEMENT
 from .test_provisioning_api import Api, provision
@@ -57,12 +56,8 @@ def test_a_broken_state_file_stops_the_start_with_one_line(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "tenant.json").write_text(json.dumps({"roles": [{"id": "x"}]}))
-    result = subprocess.run(
-        [script("local-issuer"), "--port", str(free_port()), "--state-dir", str(state)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_script(
+        "local-issuer", "--port", str(free_port()), "--state-dir", str(state), env=clean_env()
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -18,7 +18,7 @@ import requests
 import yaml
 from dotenv import dotenv_values
 
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, run_script
 from tests.worker.fakes import FakeServer, Reply
 
 from .conftest import BOOTSTRAP_APP, BOOTSTRAP_TENANT, FULL_TENANT, MANAGEMENT, start_issuer
@@ -43,17 +43,18 @@ def provisioned(tmp_path_factory):
     root = tmp_path_factory.mktemp("provisioned")
     issuer = start_issuer(root)
     before = issuer.snapshot()
-    result = subprocess.run(
-        [script("logto-m2m"), "provision", "--env-file", str(root / ".env"), "--with-users"],
+    result = run_script(
+        "logto-m2m",
+        "provision",
+        "--env-file",
+        str(root / ".env"),
+        "--with-users",
         env=clean_env(
             LOGTO_ENDPOINT=issuer.url,
             LOGTO_ADMIN_APP_ID=BOOTSTRAP_APP[0],
             LOGTO_ADMIN_APP_SECRET=BOOTSTRAP_APP[1],
         ),
         cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     yield issuer, root, before, result
     issuer.process.stop()
@@ -155,8 +156,11 @@ def test_stats_worker_runs_against_the_provisioned_tenant(provisioned, tmp_path)
         log_path=tmp_path / "api.log",
         ready_url=f"{api_url}/healthz",
     ):
-        result = subprocess.run(
-            [script("stats-worker"), "once", "--date", str(day)],
+        result = run_script(
+            "stats-worker",
+            "once",
+            "--date",
+            str(day),
             env=clean_env(
                 LOGTO_ENDPOINT=issuer.url,
                 LOGTO_APP_ID=env["LOGTO_APP_ID"],
@@ -165,8 +169,6 @@ def test_stats_worker_runs_against_the_provisioned_tenant(provisioned, tmp_path)
                 REPORTS_DIR=str(tmp_path / "reports"),
                 LOGTO_MANAGEMENT_API_RESOURCE=MANAGEMENT,
             ),
-            capture_output=True,
-            text=True,
             timeout=120,
         )
     assert result.returncode == 0, result.stdout + result.stderr

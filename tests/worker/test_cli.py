@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import logging
 import signal
-import subprocess
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from stats_worker.config import WorkerSettings
 from stats_worker.cron import cron_trigger
 from stats_worker.job import ReportJob, yesterday
 from stats_worker.scheduler import JOB_ID, JOB_OPTIONS, MISFIRE_GRACE_SECONDS, DailyScheduler
-from tests.support import ServerProcess, clean_env, script
+from tests.support import ServerProcess, clean_env, run_script, script
 
 from .conftest import SECRET
 from .expected import expected_customers, expected_report, strip_meta
@@ -395,15 +394,7 @@ def test_run_survives_a_failed_catch_up_and_stops_on_sigint(worker_env, logto, t
     assert "cron '*/30 * * * *' in Asia/Tokyo, next report at" in log
     assert [p.name for p in Path(values["REPORTS_DIR"]).iterdir()] == [".status"]  # no report
     # The healthcheck, a process of its own, sees the failed catch-up and the scheduler's start.
-    health = subprocess.run(
-        [script("stats-worker"), "status"],
-        env=clean_env(**values),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    health = run_script("stats-worker", "status", env=clean_env(**values), cwd=tmp_path)
     assert health.returncode == 1, health.stdout + health.stderr
     assert f"report    failed   day {day}" in health.stdout and "scheduler started " in health.stdout
     assert f"unhealthy: the last report (for {day}) failed" in health.stdout

@@ -22,7 +22,7 @@ from logto_m2m.settings import load_settings
 from stats_worker.config import WorkerSettings
 from stats_worker.job import ReportJob
 from stats_worker.token_client import TokenClient
-from tests.support import ServerProcess, script
+from tests.support import ServerProcess, run_script, script
 
 from .expected import expected_customers, expected_report, strip_meta
 from .fakes import FakeServer, Forward
@@ -32,9 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def worker(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [script("stats-worker"), *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_script("stats-worker", *args, env=env, timeout=timeout)
 
 
 def assert_no_secrets(text: str) -> None:

@@ -4,7 +4,6 @@ status a healthcheck can use (0 healthy, 1 not)."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from logto_m2m.settings import load_settings
 from stats_worker.cli import main
 from stats_worker.config import WorkerSettings
 from stats_worker.status import OVERDUE_AFTER, check_health
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script
 
 from .fakes import MGMT, FakeServer, Logto, ManagementApi, OrdersApi, make_orders
 
@@ -107,15 +106,7 @@ def test_status_as_a_healthcheck_runs_the_real_command(env, tmp_path):
     worker_env, _management = env
     values = worker_env()
     assert main(["once", "--date", str(DAY)]) == 0
-    result = subprocess.run(
-        [script("stats-worker"), "status"],
-        env=clean_env(**values),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_script("stats-worker", "status", env=clean_env(**values), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "report    ok" in result.stdout and result.stdout.rstrip().endswith("healthy")
     assert Path(values["REPORTS_DIR"], ".status", "report.json").is_file()

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import os
 import stat
-import subprocess
 import warnings
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +20,7 @@ from stats_worker.config import WorkerSettings
 from stats_worker.job import ReportJob
 from stats_worker.pending import PendingSyncs
 from stats_worker.scheduler import JOB_ID, SYNC_CATCH_UP_ID, DailyScheduler
-from tests.support import clean_env, free_port, script
+from tests.support import clean_env, free_port, run_script
 
 from .expected import expected_customers
 from .fakes import MGMT, FakeServer, Logto, ManagementApi, OrdersApi, Reply, make_orders
@@ -276,15 +275,7 @@ def _call(function) -> str:
 def test_run_stops_at_once_when_reports_dir_cannot_be_made(env, logto, tmp_path):
     (tmp_path / "a-file").write_text("")
     values = env(REPORTS_DIR=str(tmp_path / "a-file" / "reports"))
-    result = subprocess.run(
-        [script("stats-worker"), "run"],
-        env=clean_env(**values),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_script("stats-worker", "run", env=clean_env(**values), cwd=tmp_path)
     assert result.returncode == 1
     assert "a-file/reports is not writable (Not a directory)" in result.stderr
     assert "Traceback" not in result.stderr and not logto.requests
