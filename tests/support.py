@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -67,6 +68,19 @@ def run_script(
     return subprocess.run(
         [script(name), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def issue_token(issuer_url: str, client: tuple[str, str], resource: str, scope: str) -> dict[str, Any]:
+    """The issuer's answer to a client_credentials request with HTTP Basic, which must be a 200."""
+    response = requests.post(
+        f"{issuer_url}/oidc/token",
+        data={"grant_type": "client_credentials", "resource": resource, "scope": scope},
+        auth=client,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def gunicorn_argv(

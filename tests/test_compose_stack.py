@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import free_port, is_setting
+from tests.support import free_port, is_setting, issue_token
 from tests.test_nginx import SLOW_CLIENTS, healthz_delay_under_slow_clients
 
 pytestmark = pytest.mark.slow
@@ -97,14 +97,7 @@ class Stack:
         return {row["Service"]: (row["State"], row.get("Health", "")) for row in rows}
 
     def token(self, scope: str) -> str:
-        response = requests.post(
-            f"{self.issuer_url}/oidc/token",
-            auth=ADMIN,
-            data={"grant_type": "client_credentials", "resource": RESOURCE, "scope": scope},
-            timeout=10,
-        )
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
+        token: str = issue_token(self.issuer_url, ADMIN, RESOURCE, scope)["access_token"]
         return token
 
     def kids(self) -> list[str]:

@@ -28,7 +28,7 @@ import requests
 
 # The API's body limit: nginx must refuse exactly above it.
 from shopping_api.validation import MAX_CONTENT_LENGTH
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, issue_token, script
 
 pytestmark = pytest.mark.slow
 
@@ -125,14 +125,7 @@ class Proxy:
     nginx: ServerProcess
 
     def token(self, scope: str = "read:products write:products") -> str:
-        response = requests.post(
-            f"{self.issuer_url}/oidc/token",
-            auth=ADMIN,
-            data={"grant_type": "client_credentials", "resource": RESOURCE, "scope": scope},
-            timeout=10,
-        )
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
+        token: str = issue_token(self.issuer_url, ADMIN, RESOURCE, scope)["access_token"]
         return token
 
     def log(self) -> str:

@@ -11,7 +11,7 @@ import requests
 
 from local_issuer.config import bootstrap_config_path, default_config_path
 from logto_m2m.provision.cli import main
-from tests.support import ServerProcess, clean_env, free_port, is_setting, script
+from tests.support import ServerProcess, clean_env, free_port, is_setting, issue_token, script
 
 BOOTSTRAP_TENANT = bootstrap_config_path()
 FULL_TENANT = default_config_path()
@@ -27,14 +27,7 @@ class Issuer:
     def token(
         self, client: tuple[str, str] = BOOTSTRAP_APP, resource: str = MANAGEMENT, scope: str = "all"
     ) -> str:
-        response = requests.post(
-            f"{self.url}/oidc/token",
-            data={"grant_type": "client_credentials", "resource": resource, "scope": scope},
-            auth=client,
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["access_token"]
+        return issue_token(self.url, client, resource, scope)["access_token"]
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token()}"}

@@ -14,11 +14,10 @@ import subprocess
 import sys
 
 import pytest
-import requests
 import yaml
 from dotenv import dotenv_values
 
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, run_script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, issue_token, run_script
 from tests.worker.fakes import FakeServer, Reply
 
 from .conftest import BOOTSTRAP_APP, BOOTSTRAP_TENANT, FULL_TENANT, MANAGEMENT, start_issuer
@@ -100,14 +99,7 @@ def test_first_run_creates_the_tenant_and_writes_credentials(provisioned):
 
 
 def granted(issuer, client: tuple[str, str], resource: str, scope: str) -> str:
-    response = requests.post(
-        f"{issuer.url}/oidc/token",
-        data={"grant_type": "client_credentials", "resource": resource, "scope": scope},
-        auth=client,
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json().get("scope", "")
+    return issue_token(issuer.url, client, resource, scope).get("scope", "")
 
 
 def test_second_run_changes_nothing_and_says_so(provisioned, provision):
