@@ -25,7 +25,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.support import free_port, is_setting
+from tests.support import clean_env, free_port, is_setting
 
 #: Logto / the local issuer, Logto's Admin Console, the shopping API: their documented ports.
 USER_PORTS = (3001, 3002, 8000)
@@ -296,6 +296,17 @@ def make_token(signing_key, jwks_server):
         return sign(logto_claims(jwks_server.issuer, scope, **claims), key or signing_key, header, alg)
 
     return _make
+
+
+def api_process_env(jwks_server: JwksServer, database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of an API process: the test JWKS stands in for Logto's, the test database."""
+    return clean_env(
+        LOGTO_ENDPOINT=jwks_server.endpoint,
+        LOGTO_JWKS_URI=jwks_server.url,
+        SHOPPING_API_RESOURCE=RESOURCE,
+        DATABASE_URL=database_url,
+        **settings,
+    )
 
 
 @pytest.fixture

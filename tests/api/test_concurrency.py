@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from tests.api.fixtures import shared_jwks_server  # noqa: F401 (fixture)
-from tests.conftest import RESOURCE
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv
+from tests.conftest import api_process_env
+from tests.support import ServerProcess, free_port, gunicorn_argv
 
 INCREMENTERS, INCREMENTS_EACH = 8, 10
 ORDER_THREADS, ORDERS_EACH = 4, 10
@@ -26,12 +26,7 @@ ORDER_THREADS, ORDERS_EACH = 4, 10
 def server(app, database_url, jwks_server, tmp_path):
     """The API under gunicorn (3 workers) on the test database (``app`` created its schema)."""
     port = free_port()
-    env = clean_env(
-        LOGTO_ENDPOINT=jwks_server.endpoint,
-        LOGTO_JWKS_URI=jwks_server.url,
-        SHOPPING_API_RESOURCE=RESOURCE,
-        DATABASE_URL=database_url,
-    )
+    env = api_process_env(jwks_server, database_url)
     with ServerProcess(
         gunicorn_argv(port, workers=3), env=env, cwd=tmp_path, ready_url=f"http://127.0.0.1:{port}/healthz"
     ) as process:

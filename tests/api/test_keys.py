@@ -20,7 +20,7 @@ import shopping_api.jwks as jwks_module
 from logto_m2m.http import make_session
 from shopping_api import create_app
 from shopping_api.jwks import KeyStore, KeysUnavailable
-from tests.conftest import RESOURCE, JwksServer, logto_claims, new_signing_key, sign
+from tests.conftest import JwksServer, api_process_env, logto_claims, new_signing_key, sign
 from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv
 
 ROUTE = "/products"
@@ -218,11 +218,9 @@ def test_a_forged_kid_flood_against_a_down_issuer_costs_one_fetch(api_settings, 
 @pytest.mark.slow
 def test_a_slow_jwks_never_times_out_a_gunicorn_worker(app, database_url, jwks_server, signing_key, tmp_path):
     port = free_port()
-    env = clean_env(
-        LOGTO_ENDPOINT=jwks_server.endpoint,
-        LOGTO_JWKS_URI=jwks_server.url,
-        SHOPPING_API_RESOURCE=RESOURCE,
-        DATABASE_URL=database_url,
+    env = api_process_env(
+        jwks_server,
+        database_url,
         JWKS_FETCH_TIMEOUT_SECONDS="1",
         JWKS_REFETCH_COOLDOWN_SECONDS="0",  # every unknown kid below goes to the slow JWKS
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from shopping_api.openapi import operations
-from tests.conftest import RESOURCE
+from tests.conftest import api_process_env
 from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -27,12 +27,7 @@ def test_schemathesis_finds_nothing_the_document_does_not_say(
     app, database_url, jwks_server, make_token, tmp_path
 ):
     port = free_port()
-    env = clean_env(
-        LOGTO_ENDPOINT=jwks_server.endpoint,
-        LOGTO_JWKS_URI=jwks_server.url,
-        SHOPPING_API_RESOURCE=RESOURCE,
-        DATABASE_URL=database_url,
-    )
+    env = api_process_env(jwks_server, database_url)
     base = f"http://127.0.0.1:{port}"
     with ServerProcess(gunicorn_argv(port, workers=2), env=env, cwd=tmp_path, ready_url=f"{base}/healthz"):
         result = subprocess.run(

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import RESOURCE
+from tests.conftest import api_process_env
 from tests.support import GUNICORN_CONF, ServerProcess, clean_env, free_port, gunicorn_argv
 
 REPO = GUNICORN_CONF.parent
@@ -21,13 +21,7 @@ SECRET = "eyJhbGciOiJFUzM4NCJ9.c2VjcmV0LXRva2Vu.c2ln"  # shaped like a token, mu
 
 def serve(tmp_path, jwks_server, database_url, **settings: str) -> ServerProcess:
     port = free_port()
-    env = clean_env(
-        LOGTO_ENDPOINT=jwks_server.endpoint,
-        LOGTO_JWKS_URI=jwks_server.url,
-        SHOPPING_API_RESOURCE=RESOURCE,
-        DATABASE_URL=database_url,
-        **settings,
-    )
+    env = api_process_env(jwks_server, database_url, **settings)
     process = ServerProcess(
         gunicorn_argv(port, workers=2), env=env, cwd=tmp_path, ready_url=f"http://127.0.0.1:{port}/healthz"
     )
