@@ -12,13 +12,12 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, run_script
 
 INTEROP_DIR = Path(__file__).resolve().parent
 TENANT = json.loads((INTEROP_DIR / "tenant.json").read_text(encoding="utf-8"))
@@ -171,14 +170,7 @@ def api_env(provider: InteropProvider, database_url: str, **extra: str) -> dict[
 
 
 def init_db(env: dict[str, str], cwd: Path) -> None:
-    result = subprocess.run(
-        [script("flask"), "--app", "shopping_api", "init-db"],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("flask", "--app", "shopping_api", "init-db", env=env, cwd=cwd, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

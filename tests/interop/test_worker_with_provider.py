@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,27 +19,23 @@ SEEDED_ORDERS = 400
 
 def seed(env: dict[str, str], cwd: Path) -> None:
     """Deterministic sample data (fixed random seed) for one day."""
-    result = subprocess.run(
-        [
-            script("flask"),
-            "--app",
-            "shopping_api",
-            "seed",
-            "--products",
-            "12",
-            "--orders",
-            str(SEEDED_ORDERS),
-            "--customers",
-            "6",
-            "--date",
-            DAY,
-            "--random-seed",
-            "7",
-        ],
+    result = run_script(
+        "flask",
+        "--app",
+        "shopping_api",
+        "seed",
+        "--products",
+        "12",
+        "--orders",
+        str(SEEDED_ORDERS),
+        "--customers",
+        "6",
+        "--date",
+        DAY,
+        "--random-seed",
+        "7",
         env=env,
         cwd=cwd,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -123,24 +121,19 @@ def test_stats_worker_runs_against_the_provisioned_tenant(provisioned, tmp_path)
     api_port = free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     api_env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'shop.sqlite'}", LOGTO_ENDPOINT=issuer.url)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "shopping_api",
-            "seed",
-            "--orders",
-            "40",
-            "--date",
-            str(day),
-        ],
+    seeded = run_script(
+        "flask",
+        "--app",
+        "shopping_api",
+        "seed",
+        "--orders",
+        "40",
+        "--date",
+        str(day),
         env=api_env,
-        check=True,
-        capture_output=True,
         timeout=120,
     )
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     with ServerProcess(
         gunicorn_argv(api_port, workers=1),
         env=api_env,

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, script
+from tests.support import ServerProcess, clean_env, free_port, gunicorn_argv, run_script, script
 
 APP_ID, SECRET = "m2m-stats-worker", "stats-worker-local-secret"
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -77,13 +75,8 @@ class Stack:
 
 
 def _seed(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "shopping_api", "seed", *args],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    result = run_script("flask", "--app", "shopping_api", "seed", *args, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def start_stack(root: Path, issuer_config: Path | None = None) -> tuple[Stack, list[ServerProcess]]:
