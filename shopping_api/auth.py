@@ -174,7 +174,7 @@ class LogtoResourceProtector(ResourceProtector):
         # already verified. Only the Authorization header is needed.
         if isinstance(scopes, str):  # as Authlib's acquire("read:orders") passes it
             scopes = [scopes]
-        validator: LogtoTokenValidator = current_app.extensions["token_validator"]
+        validator = self.get_token_validator("bearer")
         token = validator.authenticate_token(self.bearer_token(request.headers.get("Authorization")))
         validator.validate_token(token, scopes, request)
         g.authlib_server_oauth2_token = token  # what ``current_token`` reads
@@ -183,9 +183,6 @@ class LogtoResourceProtector(ResourceProtector):
     def get_token_validator(self, token_type: str) -> LogtoTokenValidator:
         # One module-level protector serves every app in the process; each app has its validator.
         return current_app.extensions["token_validator"]  # type: ignore[no-any-return]
-
-    def parse_request_authorization(self, request: Any) -> tuple[LogtoTokenValidator, str]:
-        return self.get_token_validator("bearer"), self.bearer_token(request.headers.get("Authorization"))
 
     @staticmethod
     def bearer_token(header: str | None) -> str:
